@@ -1,0 +1,1 @@
+"""Qt-free core: images, models, learners, checkpoints, sessions, export."""

@@ -1,0 +1,136 @@
+"""Open, validate and decode one image. The only module that touches Pillow.
+
+``load_image`` returns an RGB or L ``PIL.Image`` with EXIF orientation applied, or raises
+``ImageError`` with a short human reason ("truncated file", "not an image", ...).
+``preprocess`` turns it into the float32 CHW array a model's ``InputSpec`` asks for.
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
+
+from .model import InputSpec
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+# Refuse images above this many pixels (decompression bombs); 16k x 12k is 192 MP.
+MAX_PIXELS = 200_000_000
+ImageFile.LOAD_TRUNCATED_IMAGES = False
+
+
+class ImageError(Exception):
+    """An image that cannot be used. ``reason`` is short and meant for people."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+def is_image_path(path: str | os.PathLike[str]) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def load_image(path: str | os.PathLike[str], channels: int = 3,
+               target_size: tuple[int, int] | None = None) -> Image.Image:
+    """Decode ``path`` fully (first frame of animations), apply EXIF orientation and convert
+    to "RGB" (channels=3) or "L" (channels=1).
+
+    ``target_size`` (H, W) lets JPEG decoding use draft mode: the decoder downscales by
+    1/2, 1/4 or 1/8 while decoding, never below twice the target, which is far cheaper
+    than decoding a 12-megapixel photo at full size.
+    """
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise ImageError(path, "empty file (0 bytes)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                if w * h > MAX_PIXELS:
+                    raise ImageError(path, f"image too large ({w}x{h} pixels; limit "
+                                           f"{MAX_PIXELS // 1_000_000} megapixels)")
+                if target_size is not None and im.format == "JPEG":
+                    want = (max(1, target_size[1] * 2), max(1, target_size[0] * 2))
+                    im.draft("RGB" if channels == 3 else "L", want)
+                im.seek(0)
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                return _convert(im, channels)
+    except ImageError:
+        raise
+    except FileNotFoundError:
+        raise ImageError(path, "file not found") from None
+    except IsADirectoryError:
+        raise ImageError(path, "is a folder, not a file") from None
+    except PermissionError:
+        raise ImageError(path, "permission denied") from None
+    except UnidentifiedImageError:
+        raise ImageError(path, "not an image (unrecognised file contents)") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ImageError(path, "image too large (decompression bomb protection)") from None
+    except OSError as e:
+        msg = str(e)
+        if "truncated" in msg.lower() or "premature end" in msg.lower():
+            raise ImageError(path, "truncated file (incomplete image data)") from None
+        raise ImageError(path, f"cannot decode image ({msg or type(e).__name__})") from None
+    except (ValueError, SyntaxError, EOFError, IndexError, MemoryError) as e:
+        raise ImageError(path, f"cannot decode image ({e or type(e).__name__})") from None
+
+
+def _convert(im: Image.Image, channels: int) -> Image.Image:
+    """Any mode (1, L, P, RGBA, CMYK, I;16, I, F, LA, ...) -> RGB or L."""
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        arr = np.asarray(im, dtype=np.float32)
+        lo, hi = float(arr.min()), float(arr.max())
+        arr = (arr - lo) / (hi - lo) * 255.0 if hi > lo else np.zeros_like(arr)
+        im = Image.fromarray(arr.astype(np.uint8), "L")
+    elif mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, rgba)
+    target = "RGB" if channels == 3 else "L"
+    return im if im.mode == target else im.convert(target)
+
+
+def preprocess(im: Image.Image, spec: InputSpec) -> np.ndarray:
+    """PIL image -> float32 array (C, H, W), resized and normalised as ``spec`` says."""
+    h, w = spec.size
+    im = _convert(im, spec.channels)
+    if spec.resize == "center_crop":
+        short = min(im.size)
+        scale = (min(h, w) / spec.crop_fraction) / short
+        new = (max(w, round(im.size[0] * scale)), max(h, round(im.size[1] * scale)))
+        # reduce() first: an integer box downscale is cheap and keeps quality
+        factor = min(im.size[0] // new[0], im.size[1] // new[1])
+        if factor >= 2:
+            im = im.reduce(factor)
+        im = im.resize(new, Image.BILINEAR)
+        left, top = (new[0] - w) // 2, (new[1] - h) // 2
+        im = im.crop((left, top, left + w, top + h))
+    elif spec.resize == "stretch":
+        if im.size != (w, h):
+            factor = min(im.size[0] // w, im.size[1] // h)
+            if factor >= 2:
+                im = im.reduce(factor)
+            im = im.resize((w, h), Image.BILINEAR)
+    else:
+        raise ValueError(f"unknown resize mode {spec.resize!r}")
+    arr = np.asarray(im, dtype=np.float32) / 255.0
+    if arr.ndim == 2:
+        arr = arr[None]
+    else:
+        arr = arr.transpose(2, 0, 1)
+    mean = np.asarray(spec.mean, dtype=np.float32)[:, None, None]
+    std = np.asarray(spec.std, dtype=np.float32)[:, None, None]
+    return np.ascontiguousarray((arr - mean) / std)
+
+
+def load_for_model(path: str | os.PathLike[str], spec: InputSpec) -> np.ndarray:
+    """``load_image`` + ``preprocess``: what the embedder needs for one file."""
+    return preprocess(load_image(path, spec.channels, target_size=spec.size), spec)

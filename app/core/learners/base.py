@@ -1,0 +1,92 @@
+"""The one interface every few-shot method implements.
+
+Inputs are *features*: what the model's backbone produced for each image (cached by the
+app, recomputed with gradients during meta-training). A learner may hold its own
+trainable network on top of the features (a neck, or the whole Conv-4 for full MAML).
+
+    adapted = learner.fit(support_features, support_labels)   # labels 0..N-1, any N
+    probs = adapted.predict_proba(query_features)               # (Q, N), rows sum to 1
+
+Meta-training calls ``learner.loss(...)`` on an episode and back-propagates through it.
+The app, the CLI and the evaluator never branch on the method name.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class Adapted(ABC):
+    """A learner fitted to one support set."""
+
+    num_classes: int
+
+    @abstractmethod
+    def logits(self, query: torch.Tensor) -> torch.Tensor:
+        """Unnormalised class scores, shape (Q, num_classes)."""
+
+    def predict_proba(self, query: torch.Tensor, batch_size: int = 65536) -> torch.Tensor:
+        """Class probabilities, computed in chunks so 100k queries fit in memory."""
+        if query.shape[0] <= batch_size:
+            return F.softmax(self.logits(query), dim=-1)
+        return torch.cat([F.softmax(self.logits(query[i:i + batch_size]), dim=-1)
+                          for i in range(0, query.shape[0], batch_size)])
+
+
+class MetaLearner(nn.Module, ABC):
+    """Base class: subclasses set ``method`` and implement ``fit`` and ``config``."""
+
+    method: ClassVar[str]
+
+    @abstractmethod
+    def fit(self, support: torch.Tensor, labels: torch.Tensor,
+            num_classes: int | None = None) -> Adapted:
+        """Adapt to a support set. ``labels`` are ints in [0, num_classes).
+
+        In training mode the returned ``Adapted`` keeps the autograd graph so the episode
+        loss can be back-propagated to the meta-parameters."""
+
+    @abstractmethod
+    def config(self) -> dict[str, Any]:
+        """Constructor arguments, so ``build_learner(config)`` rebuilds the same learner."""
+
+    def loss(self, support: torch.Tensor, support_labels: torch.Tensor,
+             query: torch.Tensor, query_labels: torch.Tensor,
+             num_classes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Episode loss (cross-entropy on the queries) and the query logits."""
+        adapted = self.fit(support, support_labels, num_classes)
+        logits = adapted.logits(query)
+        return F.cross_entropy(logits, query_labels), logits
+
+
+def infer_num_classes(labels: torch.Tensor, num_classes: int | None) -> int:
+    n = int(labels.max().item()) + 1 if num_classes is None else int(num_classes)
+    if labels.numel() == 0:
+        raise ValueError("the support set is empty")
+    if int(labels.min()) < 0 or int(labels.max()) >= n:
+        raise ValueError(f"support labels must lie in [0, {n})")
+    missing = sorted(set(range(n)) - set(labels.tolist()))
+    if missing:
+        raise ValueError(f"classes {missing} have no support example")
+    return n
+
+
+def class_means(embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Mean embedding of each class, shape (num_classes, D). Differentiable."""
+    sums = torch.zeros(num_classes, embeddings.shape[1], dtype=embeddings.dtype,
+                       device=embeddings.device).index_add(0, labels, embeddings)
+    counts = torch.bincount(labels, minlength=num_classes).to(embeddings.dtype).clamp_min(1)
+    return sums / counts[:, None]
+
+
+def squared_euclidean(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pairwise squared Euclidean distances, (A, D) x (B, D) -> (A, B).
+
+    Uses the expansion |a|^2 - 2ab + |b|^2 (one matmul, so 100k x 10 is milliseconds),
+    clamped at 0 against rounding."""
+    d = (a * a).sum(1, keepdim=True) - 2.0 * a @ b.T + (b * b).sum(1)[None, :]
+    return d.clamp_min(0.0)

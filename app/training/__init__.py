@@ -1,0 +1,1 @@
+"""Episodic datasets, meta-training and evaluation."""
