@@ -105,4 +105,21 @@ def feature_dim(model: FewShotModel) -> int:
     return output_dim(model.backbone, model.input_spec.shape)
 
 
-__all__ = ["InputSpec", "OMNIGLOT_INPUT", "FewShotModel", "feature_dim"]
+
+
+
+def backbone_id(model: FewShotModel) -> str:
+    """Identifier of what the cached features depend on: backbone weights + input spec.
+
+    Models that share a backbone (e.g. the photo model's ProtoNet and MAML modes, or the
+    frozen-ImageNet baseline) share cached embeddings."""
+    import hashlib
+    import json
+
+    h = hashlib.sha256()
+    h.update(json.dumps(model.backbone.config(), sort_keys=True).encode())  # type: ignore[operator]
+    h.update(json.dumps(model.input_spec.to_dict(), sort_keys=True).encode())
+    for k, v in sorted(model.backbone.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().to("cpu", torch.float32).contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
