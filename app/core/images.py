@@ -7,7 +7,9 @@
 from __future__ import annotations
 
 import os
+import struct
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +21,8 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", 
 # Refuse images above this many pixels (decompression bombs); 16k x 12k is 192 MP.
 MAX_PIXELS = 200_000_000
 ImageFile.LOAD_TRUNCATED_IMAGES = False
+# Pillow's own bomb check (warning above, error at twice) uses the same limit.
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS
 
 
 class ImageError(Exception):
@@ -43,8 +47,43 @@ def load_image(path: str | os.PathLike[str], channels: int = 3,
     1/2, 1/4 or 1/8 while decoding, never below twice the target, which is far cheaper
     than decoding a 12-megapixel photo at full size.
     """
+    draft = None
+    if target_size is not None:
+        draft = (max(1, target_size[1] * 2), max(1, target_size[0] * 2))
+    return _convert(_open_decoded(path, "RGB" if channels == 3 else "L", draft), channels)
+
+
+def load_thumbnail(path: str | os.PathLike[str], max_side: int = 256) -> Image.Image:
+    """An RGB thumbnail whose longer side is at most ``max_side`` (aspect kept, EXIF
+    orientation applied; JPEGs decoded in draft mode). Raises ``ImageError`` like
+    ``load_image``. The GUI turns it into a QImage."""
+    if max_side < 1:
+        raise ValueError("max_side must be >= 1")
+    im = _convert(_open_decoded(path, "RGB", (max_side, max_side)), 3)
+    if max(im.size) > max_side:
+        im.thumbnail((max_side, max_side), Image.BILINEAR, reducing_gap=2.0)
+    return im
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """(width, height) as displayed (EXIF rotation applied), reading only the header."""
     path = Path(path)
-    try:
+    with _errors(path):
+        if path.stat().st_size == 0:
+            raise ImageError(path, "empty file (0 bytes)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                w, h = im.size
+                orientation = im.getexif().get(0x0112, 1)
+        return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+def _open_decoded(path: str | os.PathLike[str], draft_mode: str,
+                  draft_size: tuple[int, int] | None) -> Image.Image:
+    """Open, check, draft-decode (JPEG), load the first frame and apply EXIF orientation."""
+    path = Path(path)
+    with _errors(path):
         if path.stat().st_size == 0:
             raise ImageError(path, "empty file (0 bytes)")
         with warnings.catch_warnings():
@@ -54,32 +93,52 @@ def load_image(path: str | os.PathLike[str], channels: int = 3,
                 if w * h > MAX_PIXELS:
                     raise ImageError(path, f"image too large ({w}x{h} pixels; limit "
                                            f"{MAX_PIXELS // 1_000_000} megapixels)")
-                if target_size is not None and im.format == "JPEG":
-                    want = (max(1, target_size[1] * 2), max(1, target_size[0] * 2))
-                    im.draft("RGB" if channels == 3 else "L", want)
+                if w == 0 or h == 0:
+                    raise ImageError(path, f"image has no pixels ({w}x{h})")
+                if draft_size is not None and im.format == "JPEG":
+                    im.draft(draft_mode if im.mode != "CMYK" else None, draft_size)
                 im.seek(0)
                 im.load()
-                im = ImageOps.exif_transpose(im)
-                return _convert(im, channels)
-    except ImageError:
-        raise
-    except FileNotFoundError:
-        raise ImageError(path, "file not found") from None
-    except IsADirectoryError:
-        raise ImageError(path, "is a folder, not a file") from None
-    except PermissionError:
-        raise ImageError(path, "permission denied") from None
-    except UnidentifiedImageError:
-        raise ImageError(path, "not an image (unrecognised file contents)") from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise ImageError(path, "image too large (decompression bomb protection)") from None
-    except OSError as e:
-        msg = str(e)
-        if "truncated" in msg.lower() or "premature end" in msg.lower():
-            raise ImageError(path, "truncated file (incomplete image data)") from None
-        raise ImageError(path, f"cannot decode image ({msg or type(e).__name__})") from None
-    except (ValueError, SyntaxError, EOFError, IndexError, MemoryError) as e:
-        raise ImageError(path, f"cannot decode image ({e or type(e).__name__})") from None
+                out = ImageOps.exif_transpose(im)
+                if out is im:
+                    out = im.copy()
+                return out
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+class _errors:
+    """Context manager: turn every decoding failure into ImageError with a reason."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, etype, e, tb) -> bool:
+        if e is None or isinstance(e, ImageError):
+            return False
+        path = self.path
+        if isinstance(e, FileNotFoundError):
+            raise ImageError(path, "file not found") from None
+        if isinstance(e, IsADirectoryError):
+            raise ImageError(path, "is a folder, not a file") from None
+        if isinstance(e, PermissionError):
+            raise ImageError(path, "permission denied") from None
+        if isinstance(e, UnidentifiedImageError):
+            raise ImageError(path, "not an image (unrecognised file contents)") from None
+        if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+            raise ImageError(path, "image too large (decompression bomb protection)") from None
+        if isinstance(e, OSError):
+            msg = str(e)
+            low = msg.lower()
+            if "truncated" in low or "premature end" in low or "broken data stream" in low:
+                raise ImageError(path, "truncated file (incomplete image data)") from None
+            raise ImageError(path, f"cannot decode image ({msg or type(e).__name__})") from None
+        if isinstance(e, (ValueError, SyntaxError, EOFError, IndexError, MemoryError,
+                          struct.error, zlib.error)):
+            raise ImageError(path, f"cannot decode image ({e or type(e).__name__})") from None
+        return False
 
 
 def _convert(im: Image.Image, channels: int) -> Image.Image:

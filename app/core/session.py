@@ -396,13 +396,16 @@ class Session:
     # -- folder and features ------------------------------------------------------------
     def set_folder(self, folder: str | os.PathLike[str] | None,
                    records: Sequence[ImageRecord | str] = ()) -> None:
-        self.folder = _norm(folder) if folder else None
+        folder = _norm(folder) if folder else None
+        changed = folder != self.folder
+        self.folder = folder
         self.images = [r.path if isinstance(r, ImageRecord) else _norm(r) for r in records]
         self._image_index = {p: i for i, p in enumerate(self.images)}
         self._pred_class = np.full(len(self.images), -1, np.int64)
         self._pred_conf = np.full(len(self.images), np.nan, np.float32)
         self._emit("folder")
-        self._touch(stale=False)
+        if changed:  # re-scanning the same folder (e.g. after opening a project) is no edit
+            self._touch(stale=False)
         if self._adapted is not None:
             self._predict_into(self.images)
         self._emit("predictions", paths=None)
