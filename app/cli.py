@@ -11,6 +11,7 @@ import sys
 
 # Modules that register subcommands, in the order ``--help`` lists them.
 COMMAND_MODULES = [
+    "app.classify_cmd",
 ]
 
 
