@@ -2,14 +2,18 @@
 
 Key: (absolute path, file size, modification time in ns, backbone id). A file that changed
 on disk (size or mtime) misses and is re-embedded. Stored in SQLite in WAL mode, so a crash
-mid-write loses at most the uncommitted batch, and a second running instance reads and
-writes the same file safely (SQLite's locking, with a busy timeout).
+mid-write loses at most the uncommitted batch (each ``put_many`` is one transaction: a batch
+is there whole or not at all), and a second running instance reads and writes the same file
+safely (SQLite's locking, with a busy timeout; readers never wait for a writer). A cache
+file that is not a readable database (damaged by a disk fault, or not ours) is moved aside
+as ``*.corrupt`` and a fresh one started: it is only a cache.
 
 Default location: the user's cache directory (``platformdirs``), overridable with the
 ``FEWSHOT_CACHE_DIR`` environment variable.
 """
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -18,6 +22,8 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -67,12 +73,33 @@ class EmbeddingCache:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False,
-                                   isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=30000")
-        self._db.execute(_SCHEMA)
+        try:
+            self._db = self._connect()
+        except sqlite3.DatabaseError as e:
+            if isinstance(e, sqlite3.OperationalError):  # locked, read-only, ...: not damage
+                raise
+            aside = self.path.with_name(self.path.name + ".corrupt")
+            log.warning("embedding cache %s is unreadable (%s); moved aside to %s and "
+                        "starting a new one", self.path, e, aside.name)
+            for suffix in ("", "-wal", "-shm"):
+                try:
+                    os.replace(str(self.path) + suffix, str(aside) + suffix)
+                except FileNotFoundError:
+                    pass
+            self._db = self._connect()
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False,
+                             isolation_level=None)
+        try:
+            db.execute("PRAGMA busy_timeout=30000")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         with self._lock:
@@ -124,3 +151,8 @@ class EmbeddingCache:
                 return int(self._db.execute("SELECT COUNT(*) FROM embeddings").fetchone()[0])
             return int(self._db.execute("SELECT COUNT(*) FROM embeddings WHERE model = ?",
                                         (model,)).fetchone()[0])
+
+    def integrity_ok(self) -> bool:
+        """SQLite's own consistency check of the whole file."""
+        with self._lock:
+            return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
