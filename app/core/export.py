@@ -38,7 +38,8 @@ def neutralise(cell: str) -> str:
 
 def csv_text(rows: Iterable[Row]) -> str:
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    # RFC 4180 line ends; the writer then also quotes cells holding a bare CR or LF
+    w = csv.writer(buf, lineterminator="\r\n")
     w.writerow(CSV_COLUMNS)
     for r in rows:
         w.writerow([neutralise(str(r.path)), neutralise(str(r.label)),
