@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_text
-from .session import METHODS, ClassInfo, Example, Session, _valid_colour
+from .records import METHODS, ClassInfo, Example, valid_colour as _valid_colour
+from .session import Session
 
 FORMAT = "fewshot-label-project"
 VERSION = 1

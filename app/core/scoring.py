@@ -12,6 +12,7 @@ form that gathers 100k rows into one matrix in milliseconds.
 from __future__ import annotations
 
 import threading
+from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 import numpy as np
@@ -158,3 +159,30 @@ def score(model: FewShotModel, method: str, example_feats: np.ndarray, example_l
     if cancel is not None and cancel.is_set():
         raise ScoringCancelled()
     return predict(adapted, query_feats, cancel=cancel)
+
+
+@dataclass
+class ScoreOutcome:
+    job: "ScoreJob"
+    adapted: object
+    labels: np.ndarray        # index into job.class_ids, per job.query_paths
+    confidences: np.ndarray
+
+
+@dataclass
+class ScoreJob:
+    """Everything one scoring run needs, copied out of the session (thread-safe to run)."""
+    generation: int
+    method: str
+    class_ids: list[int]
+    example_feats: np.ndarray
+    example_labels: np.ndarray
+    query_paths: list[str]
+    query_feats: np.ndarray
+
+    def run(self, model, cancel: threading.Event | None = None) -> ScoreOutcome:
+        adapted = fit(model, self.method, self.example_feats, self.example_labels)
+        if cancel is not None and cancel.is_set():
+            raise ScoringCancelled()
+        labels, conf = predict(adapted, self.query_feats, cancel=cancel)
+        return ScoreOutcome(self, adapted, labels, conf)
