@@ -1,0 +1,266 @@
+"""The background engine of the window: core import + model loading, embedding the images
+batch by batch, and (re)scoring from cached features. Qt glue only; the work is core code.
+
+* ``start()``: a job imports the core (torch) and loads the model after the window shows.
+* ``ensure_features()``: embeds ``session.paths_needing_features()`` (examples first) in a
+  job that streams ``EmbedBatch``es into ``session.add_features``; restarted when new
+  examples need features first. A stopped run resumes on the next change or ``resume()``.
+* ``schedule_rescore()``: runs ``session.make_score_job()`` in a job (MAML adaptation
+  included) and applies the outcome; a newer change cancels and restarts it.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from .workers import Job, JobContext, JobRunner
+
+if TYPE_CHECKING:  # the core imports torch: only inside jobs and after start()
+    from app.core.session import Session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    model: Any          # FewShotModel
+    card: dict
+    embedder: Any       # Embedder
+    path: str
+    device: str
+    note: str = ""      # e.g. "CUDA is not available; using the CPU"
+
+
+def describe(card: dict, path: str) -> str:
+    name = card.get("name") or path.rsplit("/", 1)[-1]
+    return str(name)
+
+
+def load_model(path: str | None, device_pref: str, batch_size: int,
+               cache_path: str | None) -> LoadedModel:
+    """Worker-thread function: import the core, load the checkpoint, open the cache."""
+    import torch
+
+    from app.core.cache import EmbeddingCache
+    from app.core.checkpoints import load_checkpoint
+    from app.core.embedding import Embedder, choose_device
+
+    try:
+        torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
+    except RuntimeError:
+        pass
+    if not path:
+        from app.core.defaults import default_model_path
+
+        p = default_model_path()
+        if p is None:
+            raise FileNotFoundError("no model found in pretrained/; choose one in Settings")
+        path = str(p)
+    note = ""
+    try:
+        device = choose_device(device_pref)
+        torch.empty(1, device=device)
+    except Exception as e:  # asked for CUDA/MPS where there is none
+        note = f"device {device_pref!r} is not usable here ({str(e).splitlines()[0]}); using the CPU"
+        device = torch.device("cpu")
+    model, card = load_checkpoint(path, device=device)
+    cache = EmbeddingCache(cache_path) if cache_path else EmbeddingCache()
+    embedder = Embedder(model, device=device, batch_size=batch_size, cache=cache, workers=2)
+    return LoadedModel(model, card, embedder, str(path), str(device), note)
+
+
+def available_devices() -> dict[str, bool]:
+    import torch
+
+    mps = getattr(torch.backends, "mps", None)
+    return {"auto": True, "cpu": True, "cuda": torch.cuda.is_available(),
+            "mps": bool(mps is not None and mps.is_available())}
+
+
+class Engine(QObject):
+    coreReady = Signal()                  # core modules imported; a Session can be made
+    modelLoaded = Signal(object)          # LoadedModel
+    modelFailed = Signal(str)
+    busy = Signal(str, int, bool)         # task text, total (0 = unknown), cancellable
+    progress = Signal(int, int)
+    idle = Signal(str)                    # message for the status bar ("" for none)
+    error = Signal(str)
+
+    def __init__(self, cache_path: str | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.cache_path = cache_path
+        self.runner = JobRunner(3, self)
+        self.session: Session | None = None
+        self.loaded: LoadedModel | None = None
+        self.embed_job: Job | None = None
+        self.score_job: Job | None = None
+        self.model_job: Job | None = None
+        self._rescore_due = False
+        self._embed_due = False
+        self.stopped = False     # the user pressed Cancel: do not restart embedding by itself
+        self._rescore_timer = QTimer(self)
+        self._rescore_timer.setSingleShot(True)
+        self._rescore_timer.setInterval(30)
+        self._rescore_timer.timeout.connect(self._start_rescore)
+
+    # model ---------------------------------------------------------------------------
+    def load(self, path: str | None, device: str, batch_size: int) -> None:
+        if self.embed_job is not None:
+            self.embed_job.cancel()
+        cache = self.cache_path
+        job = Job(lambda ctx: load_model(path, device, batch_size, cache), name="Loading the model")
+        self.model_job = job
+        job.signals.result.connect(self._model_ready)
+        job.signals.error.connect(self._model_failed)
+        self.busy.emit("Loading the model...", 0, False)
+        self.runner.start(job)
+
+    def _model_ready(self, lm: LoadedModel) -> None:
+        old = self.loaded
+        self.loaded = lm
+        self.coreReady.emit()
+        if self.session is not None and old is not None and old.embedder.model_key != lm.embedder.model_key:
+            self.session.clear_features()
+        self.modelLoaded.emit(lm)
+        self.idle.emit(f"Model {describe(lm.card, lm.path)} on {lm.device}"
+                       + (f" ({lm.note})" if lm.note else ""))
+        self.ensure_features()
+        self.schedule_rescore()
+
+    def _model_failed(self, msg: str) -> None:
+        self.coreReady.emit()  # the core imported (or failed the same way); session still works
+        self.idle.emit("")
+        self.modelFailed.emit(msg)
+
+    # embedding ----------------------------------------------------------------------
+    def resume(self) -> None:
+        self.stopped = False
+        self.ensure_features()
+
+    def ensure_features(self, examples_first: bool = False) -> None:
+        """Start embedding what lacks features; if a run is going and new examples need
+        features, restart it so they come first."""
+        s, lm = self.session, self.loaded
+        if s is None or lm is None or self.stopped:
+            return
+        if self.embed_job is not None and not self.embed_job.done:
+            if examples_first and any(p not in s.features and p not in s.problems
+                                      for p in (e.path for e in s.examples)):
+                self._embed_due = True
+                self.embed_job.cancel()
+            return
+        todo = s.paths_needing_features()
+        if not todo:
+            return
+        embedder = lm.embedder
+        from app.core.embedding import Cancelled
+
+        def run(ctx: JobContext) -> int:
+            for batch in embedder.iter_embed(todo, cancel=ctx.cancel_event, progress=ctx.progress):
+                ctx.emit(batch)
+            return len(todo)
+
+        job = Job(run, name="Classifying", cancel_types=(Cancelled,))
+        job.model = lm  # type: ignore[attr-defined]
+        self.embed_job = job
+        job.signals.partial.connect(lambda b, j=job: self._batch(j, b))
+        job.signals.progress.connect(self.progress)
+        job.signals.error.connect(self.error)
+        job.signals.finished.connect(lambda j=job: self._embed_finished(j))
+        self.busy.emit(f"Classifying {len(todo):,} image{'s' * (len(todo) != 1)}", len(todo), True)
+        self.runner.start(job)
+
+    def _batch(self, job: Job, batch: Any) -> None:
+        if self.session is None or job.model is not self.loaded:  # type: ignore[attr-defined]
+            return  # a run of a replaced model
+        self.session.add_features(batch.paths, batch.features, batch.problems)
+
+    def _embed_finished(self, job: Job) -> None:
+        if job is not self.embed_job:
+            return
+        self.embed_job = None
+        if self._embed_due or (not job.is_cancelled and self.session is not None
+                               and self.session.paths_needing_features()):
+            self._embed_due = False
+            if not self.stopped:
+                QTimer.singleShot(0, self.ensure_features)
+                return
+        self.idle.emit(self._summary(job))
+
+    def _summary(self, job: Job) -> str:
+        s = self.session
+        if s is None:
+            return ""
+        if job.is_cancelled:
+            return "Classification stopped; it goes on after the next change (or F5)"
+        n = sum(1 for p in s.images if p in s.features)
+        bad = sum(1 for p in s.images if p in s.problems)
+        return f"Classified {n:,} image{'s' * (n != 1)}" + (f", {bad} skipped (see Problems)" if bad else "")
+
+    def cancel(self) -> None:
+        """The Cancel button: stop embedding and any running adaptation."""
+        self.stopped = True
+        self._embed_due = False
+        if self.embed_job is not None:
+            self.embed_job.cancel()
+        if self.score_job is not None:
+            self.score_job.cancel()
+
+    # scoring ---------------------------------------------------------------------------
+    def schedule_rescore(self) -> None:
+        self._rescore_timer.start()
+
+    def _start_rescore(self) -> None:
+        s, lm = self.session, self.loaded
+        if s is None:
+            return
+        if self.score_job is not None and not self.score_job.done:
+            self._rescore_due = True
+            self.score_job.cancel()
+            return
+        sj = s.make_score_job()
+        if sj is None:
+            s.rescore(None)  # nothing to score with: clears the predictions
+            return
+        if lm is None:
+            return
+        from app.core.scoring import ScoringCancelled
+
+        model = lm.model
+        job = Job(lambda ctx: sj.run(model, ctx.cancel_event), name="Scoring",
+                  cancel_types=(ScoringCancelled,))
+        self.score_job = job
+        self._rescore_due = False
+        job.signals.result.connect(self._scored)
+        job.signals.error.connect(self.error)
+        job.signals.finished.connect(lambda j=job: self._score_finished(j))
+        if sj.method == "maml" and (self.embed_job is None or self.embed_job.done):
+            self.busy.emit("Adapting MAML to the examples...", 0, True)
+        self.runner.start(job)
+
+    def _scored(self, outcome: Any) -> None:
+        if self.session is None:
+            return
+        if not self.session.apply_scores(outcome):
+            self._rescore_due = True
+
+    def _score_finished(self, job: Job) -> None:
+        if job is self.score_job:
+            self.score_job = None
+        if self._rescore_due:
+            self._rescore_due = False
+            self.schedule_rescore()
+        elif self.embed_job is None or self.embed_job.done:
+            self.idle.emit("Adaptation cancelled" if job.is_cancelled else "")
+
+    @property
+    def working(self) -> bool:
+        return any(j is not None and not j.done
+                   for j in (self.embed_job, self.score_job, self.model_job))
+
+    def shutdown(self, msecs: int = 10000) -> None:
+        self.runner.cancel_all()
+        self.runner.wait(msecs)

@@ -1,0 +1,258 @@
+"""Folder, project and output operations of the window (dialogs + core calls + jobs).
+
+Every method takes an optional path: with it, no dialog is shown (scripts and tests);
+without it, the usual file dialog asks. Confirmations go through ``confirm``.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
+from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
+
+from .engine import Engine
+from .settings import AppSettings
+from .workers import Job, JobContext
+
+if TYPE_CHECKING:
+    from app.core.session import Session
+
+log = logging.getLogger(__name__)
+PROJECT_FILTER = "Labeling projects (*.fsproj.json *.json)"
+
+
+def autosave_path() -> Path:
+    d = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(d or Path.home() / ".fewshot-label") / "autosave.fsproj.json"
+
+
+class FileOps(QObject):
+    folderOpened = Signal(str)
+    projectChanged = Signal(str)   # project file path ("" for none)
+    message = Signal(str)
+    failed = Signal(str, str)      # title, message
+
+    def __init__(self, window: QWidget, engine: Engine, settings: AppSettings,
+                 session_getter: Callable[[], "Session | None"]) -> None:
+        super().__init__(window)
+        self.window = window
+        self.engine = engine
+        self.settings = settings
+        self._session = session_getter
+        self.project_path: str | None = None
+        self.scan_job: Job | None = None
+        self.file_job: Job | None = None
+        self.confirm: Callable[[str, str], bool] = self._ask
+        self.autosave_timer = QTimer(self)
+        self.autosave_timer.timeout.connect(self.autosave)
+        self.set_autosave_minutes(settings.autosave_minutes)
+
+    # folders ----------------------------------------------------------------------------
+    def open_folder(self, folder: str | None = None) -> None:
+        s = self._session()
+        if s is None:
+            return
+        if folder is None:
+            folder = QFileDialog.getExistingDirectory(self.window, "Open a folder of images",
+                                                      self.settings.last_folder or "")
+            if not folder:
+                return
+        folder = os.path.abspath(folder)
+        if self.scan_job is not None and not self.scan_job.done:
+            self.scan_job.cancel()
+        from app.core.scan import scan
+
+        def run(ctx: JobContext):  # noqa: ANN202
+            return scan(folder, ctx.cancel_event, lambda n: ctx.progress(n, 0))
+
+        job = Job(run, name="Scanning")
+        self.scan_job = job
+        job.signals.progress.connect(lambda n, _t: self.engine.busy.emit(f"Scanning: {n:,} images found", 0, True))
+        job.signals.result.connect(lambda r, f=folder: self._scanned(f, r))
+        job.signals.error.connect(lambda m: self.failed.emit("Cannot open the folder", m))
+        job.signals.cancelled.connect(lambda: self.engine.idle.emit("Scan cancelled"))
+        self.engine.busy.emit(f"Scanning {folder}...", 0, True)
+        self.engine.runner.start(job)
+
+    def _scanned(self, folder: str, result) -> None:  # noqa: ANN001
+        s = self._session()
+        if s is None:
+            return
+        if result.cancelled:
+            self.engine.idle.emit("Scan cancelled")
+            return
+        if not result.records and result.problems and result.problems[0][0] == folder:
+            self.engine.idle.emit("")
+            self.failed.emit("Cannot open the folder", f"{folder}: {result.problems[0][1]}")
+            return
+        s.set_folder(folder, result.records)
+        if result.problems:
+            s.add_features([], [], result.problems)
+        self.settings.last_folder = folder
+        n = len(result.records)
+        self.engine.idle.emit(f"{n:,} image{'s' * (n != 1)} in {folder}")
+        self.engine.stopped = False
+        self.folderOpened.emit(folder)
+        self.engine.ensure_features()
+
+    def cancel_scan(self) -> None:
+        if self.scan_job is not None:
+            self.scan_job.cancel()
+
+    # projects ---------------------------------------------------------------------------
+    def save_project(self, path: str | None = None, save_as: bool = False) -> bool:
+        s = self._session()
+        if s is None:
+            return False
+        path = path or (None if save_as else self.project_path)
+        if path is None:
+            start = self.project_path or os.path.join(s.folder or self.settings.last_folder or "",
+                                                      "labels.fsproj.json")
+            path, _ = QFileDialog.getSaveFileName(self.window, "Save project", start, PROJECT_FILTER)
+            if not path:
+                return False
+        from app.core.project import save_project
+
+        try:
+            saved = save_project(s, path)
+        except OSError as e:
+            self.failed.emit("Cannot save the project", f"{path}: {e.strerror or e}")
+            return False
+        self.project_path = str(saved)
+        self.settings.add_recent_project(self.project_path)
+        self.projectChanged.emit(self.project_path)
+        self.message.emit(f"Saved {self.project_path}")
+        return True
+
+    def open_project(self, path: str | None = None) -> bool:
+        s = self._session()
+        if s is None:
+            return False
+        if path is None:
+            path, _ = QFileDialog.getOpenFileName(self.window, "Open project",
+                                                  self.settings.last_folder or "", PROJECT_FILTER)
+            if not path:
+                return False
+        from app.core.project import ProjectError, apply_project, load_project
+
+        try:
+            data = load_project(path)
+        except ProjectError as e:
+            self.failed.emit("Cannot open the project", str(e))
+            return False
+        loaded = self.engine.loaded
+        apply_project(s, data)
+        self.project_path = os.path.abspath(path)
+        self.settings.add_recent_project(self.project_path)
+        self.projectChanged.emit(self.project_path)
+        if data.missing:
+            n = len(data.missing)
+            self.failed.emit("Some examples are missing",
+                             f"{n} example file{'s' * (n != 1)} of the project no longer exist "
+                             f"(e.g. {data.missing[0]}); they are skipped.")
+        if data.model_path and (loaded is None or os.path.abspath(loaded.path) != os.path.abspath(data.model_path)):
+            self.engine.load(data.model_path, self.settings.device, self.settings.batch_size)
+        if data.folder:
+            self.open_folder(data.folder)
+        else:
+            s.set_folder(None, [])
+        self.engine.stopped = False
+        self.engine.ensure_features()
+        self.engine.schedule_rescore()
+        return True
+
+    def set_autosave_minutes(self, minutes: int) -> None:
+        if minutes > 0:
+            self.autosave_timer.start(minutes * 60_000)
+        else:
+            self.autosave_timer.stop()
+
+    def autosave(self) -> str | None:
+        """Save to the project file if there is one, else to a recovery file."""
+        s = self._session()
+        if s is None or not s.modified:
+            return None
+        from app.core.project import save_project
+
+        try:
+            if self.project_path:
+                save_project(s, self.project_path)
+                return self.project_path
+            p = autosave_path()
+            p.parent.mkdir(parents=True, exist_ok=True)
+            save_project(s, p, mark_saved=False)
+            return str(p)
+        except OSError as e:
+            log.warning("autosave failed: %s", e)
+            self.message.emit(f"Autosave failed: {e.strerror or e}")
+            return None
+
+    # output ---------------------------------------------------------------------------------
+    def export_csv(self, path: str | None = None) -> int | None:
+        s = self._session()
+        if s is None:
+            return None
+        if path is None:
+            start = os.path.join(s.folder or self.settings.last_folder or "", "labels.csv")
+            path, _ = QFileDialog.getSaveFileName(self.window, "Export CSV", start, "CSV (*.csv)")
+            if not path:
+                return None
+        from app.core.export import write_csv
+
+        rows = s.result_rows()
+        try:
+            n = write_csv(path, rows)
+        except OSError as e:
+            self.failed.emit("Cannot write the CSV", f"{path}: {e.strerror or e}")
+            return None
+        pending = sum(1 for p in s.images if p not in s.features and p not in s.problems
+                      and s.example(p) is None)
+        self.message.emit(f"Exported {n:,} rows to {path}"
+                          + (f" ({pending:,} images not classified yet were left out)" if pending else ""))
+        return n
+
+    def to_folders(self, mode: str, dest: str | None = None) -> Job | None:
+        """Copy or move every labelled image into DEST/<class>/ (after a confirmation)."""
+        s = self._session()
+        if s is None:
+            return None
+        if dest is None:
+            dest = QFileDialog.getExistingDirectory(self.window, f"{mode.title()} images into class folders under...",
+                                                    s.folder or "")
+            if not dest:
+                return None
+        from app.core.export import apply_plan, plan_files
+
+        plan = plan_files(s.result_rows(), dest)
+        if not plan.ops:
+            self.failed.emit("Nothing to do", "No labelled images to copy or move yet.")
+            return None
+        text = plan.summary(mode) + ".\n\nExisting files are never overwritten (a new name is used)."
+        if mode == "move":
+            text += "\nThe files are removed from their current place."
+        if not self.confirm(f"{mode.title()} into class folders", text):
+            return None
+        job = Job(lambda ctx: apply_plan(plan, mode, cancel=ctx.cancel_event), name=f"{mode.title()} files")
+        self.file_job = job
+        job.signals.result.connect(lambda rep: self._files_done(rep, mode))
+        job.signals.error.connect(lambda m: self.failed.emit(f"{mode.title()} failed", m))
+        self.engine.busy.emit(f"{mode.title()}ing {len(plan.ops):,} files...", 0, True)
+        self.engine.runner.start(job)
+        return job
+
+    def _files_done(self, report, mode: str) -> None:  # noqa: ANN001
+        self.engine.idle.emit(report.summary(mode))
+        if report.failed:
+            lines = "\n".join(f"{p}: {r}" for p, r in report.failed[:20])
+            self.failed.emit(f"Some files could not be {mode}d", lines)
+        s = self._session()
+        if mode == "move" and s is not None and s.folder:
+            self.open_folder(s.folder)  # the folder changed under us
+
+    def _ask(self, title: str, text: str) -> bool:
+        r = QMessageBox.question(self.window, title, text,
+                                 QMessageBox.StandardButton.Ok | QMessageBox.StandardButton.Cancel)
+        return r == QMessageBox.StandardButton.Ok

@@ -1,0 +1,417 @@
+"""The main window: a thin controller wiring the views to the session and the engine.
+
+Heavy imports (torch) and the model load run in a job after the window shows; until the
+core is ready the panels are disabled and the status bar says so.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import QUrl
+from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QIcon, QKeySequence
+from PySide6.QtWidgets import (QComboBox, QInputDialog, QLabel, QMainWindow, QMessageBox,
+                               QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+
+from .class_panel import ClassPanel
+from .engine import Engine, LoadedModel, available_devices
+from .file_ops import FileOps
+from .icons import app_icon, icon
+from .image_grid import ImageGrid
+from .image_model import ImageListModel
+from .problems_view import ProblemsView
+from .review_bar import ReviewBar
+from .session_binder import SessionBinder
+from .settings import AppSettings
+from .settings_dialog import SettingsDialog
+from .status_bar import ProgressStatusBar
+from .thumbnails import ThumbnailCache
+
+if TYPE_CHECKING:
+    from app.core.session import Session
+
+log = logging.getLogger(__name__)
+METHOD_LABELS = {"protonet": "ProtoNet", "maml": "MAML"}
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, folder: str | None = None, project: str | None = None,
+                 model_path: str | None = None, settings: AppSettings | None = None,
+                 cache_path: str | None = None, autostart: bool = True) -> None:
+        super().__init__()
+        self.setWindowTitle("fewshot-label")
+        self.setWindowIcon(app_icon())
+        self.settings = settings or AppSettings()
+        self.session: Session | None = None
+        self.binder: SessionBinder | None = None
+        self._model_path = model_path
+        self._pending = (folder, project)
+        self._problems_shown = False
+        self.thumbnails = ThumbnailCache(parent=self)
+        self.image_model = ImageListModel(self)
+        self.grid = ImageGrid(self.image_model, self.thumbnails, self)
+        self.class_panel = ClassPanel(self.thumbnails, self)
+        self.review = ReviewBar(self)
+        self.problems = ProblemsView(self)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, self.problems)
+        self.problems.hide()
+        self.status = ProgressStatusBar(self)
+        self.setStatusBar(self.status)
+        self.engine = Engine(cache_path, self)
+        self.files = FileOps(self, self.engine, self.settings, lambda: self.session)
+        self._build_layout()
+        self._build_actions()
+        self._connect()
+        self._set_enabled(False)
+        g = self.settings.geometry()
+        if g is not None:
+            self.restoreGeometry(g)
+        else:
+            self.resize(1280, 800)
+        if autostart:
+            QTimer.singleShot(0, self.start)
+
+    # construction ---------------------------------------------------------------------------
+    def _build_layout(self) -> None:
+        right = QWidget(self)
+        lay = QVBoxLayout(right)
+        lay.setContentsMargins(0, 0, 0, 0)
+        lay.setSpacing(0)
+        lay.addWidget(self.review)
+        self.stack = QStackedWidget(right)
+        welcome = QWidget(self.stack)
+        wl = QVBoxLayout(welcome)
+        text = QLabel("1. Add a class for each kind of image (left).\n"
+                      "2. Drop a few example images on each class.\n"
+                      "3. Open the folder to label (Ctrl+O): it is classified live.\n"
+                      "4. Review the least confident first; press 1-9 to correct.\n"
+                      "5. Export a CSV (Ctrl+E) or copy the images into class folders.", welcome)
+        text.setObjectName("welcome")
+        text.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.open_button = QPushButton(icon("folder-open"), "Open folder...", welcome)
+        self.open_button.clicked.connect(lambda: self.files.open_folder())
+        wl.addStretch(1)
+        wl.addWidget(text)
+        wl.addWidget(self.open_button, 0, Qt.AlignmentFlag.AlignCenter)
+        wl.addStretch(1)
+        self.stack.addWidget(welcome)
+        self.stack.addWidget(self.grid)
+        lay.addWidget(self.stack)
+        split = QSplitter(self)
+        split.addWidget(self.class_panel)
+        split.addWidget(right)
+        split.setStretchFactor(1, 1)
+        split.setSizes([330, 950])
+        self.setCentralWidget(split)
+
+    def _action(self, text: str, slot, shortcut=None, icon_name: str | None = None) -> QAction:  # noqa: ANN001
+        a = QAction(icon(icon_name) if icon_name else QIcon(), text, self)
+        if shortcut is not None:
+            if isinstance(shortcut, (list, tuple)):
+                a.setShortcuts([QKeySequence(s) for s in shortcut])
+            else:
+                a.setShortcut(QKeySequence(shortcut))
+        a.triggered.connect(lambda _=False: slot())
+        self.addAction(a)
+        return a
+
+    def _build_actions(self) -> None:
+        K = QKeySequence.StandardKey
+        f = self.files
+        self.act_open = self._action("&Open folder...", f.open_folder, K.Open, "folder-open")
+        self.act_open_project = self._action("Open &project...", f.open_project, "Ctrl+Shift+O", "open-project")
+        self.act_save = self._action("&Save project", f.save_project, K.Save, "save")
+        self.act_save_as = self._action("Save project &as...", lambda: f.save_project(save_as=True), "Ctrl+Shift+S")
+        self.act_export = self._action("&Export CSV...", f.export_csv, "Ctrl+E", "export")
+        self.act_copy = self._action("&Copy into class folders...", lambda: f.to_folders("copy"), None, "copy-to-folders")
+        self.act_move = self._action("&Move into class folders...", lambda: f.to_folders("move"), None, "move-to-folders")
+        self.act_quit = self._action("&Quit", self.close, K.Quit)
+        self.act_undo = self._action("Undo", self.undo, K.Undo, "undo")
+        self.act_redo = self._action("Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "redo")
+        self.act_add_class = self._action("&Add class...", self.ask_add_class, "Ctrl+N", "add")
+        self.act_classify = self._action("&Classify / resume", self.engine.resume, "F5", "classify")
+        self.act_settings = self._action("&Settings...", self.show_settings, "Ctrl+,", "settings")
+        self.act_problems = self.problems.toggleViewAction()
+        self.act_problems.setIcon(icon("problems"))
+        self.act_problems.setText("&Problems")
+        mb = self.menuBar()
+        m = mb.addMenu("&File")
+        for a in (self.act_open, self.act_open_project, self.act_save, self.act_save_as, None,
+                  self.act_export, self.act_copy, self.act_move, None, self.act_settings, None, self.act_quit):
+            m.addSeparator() if a is None else m.addAction(a)
+        self.recent_menu = m.addMenu("Recent projects")
+        self.recent_menu.aboutToShow.connect(self._fill_recent)
+        m = mb.addMenu("&Edit")
+        for a in (self.act_undo, self.act_redo, None, self.act_add_class):
+            m.addSeparator() if a is None else m.addAction(a)
+        m = mb.addMenu("&View")
+        m.addAction(self.act_problems)
+        m.addAction(self.act_classify)
+        tb = self.addToolBar("Main")
+        tb.setObjectName("mainToolbar")
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
+        for a in (self.act_open, self.act_save, self.act_export, self.act_copy, None, self.act_undo,
+                  self.act_redo, None):
+            tb.addSeparator() if a is None else tb.addAction(a)
+        tb.addWidget(QLabel(" Method: ", tb))
+        self.method_combo = QComboBox(tb)
+        self.method_combo.setObjectName("methodCombo")
+        for key, label in METHOD_LABELS.items():
+            self.method_combo.addItem(label, key)
+        tb.addWidget(self.method_combo)
+        tb.addSeparator()
+        for a in (self.act_classify, self.act_problems, self.act_settings):
+            tb.addAction(a)
+
+    def _connect(self) -> None:
+        e, cp, g = self.engine, self.class_panel, self.grid
+        e.coreReady.connect(self._core_ready)
+        e.modelLoaded.connect(self._model_loaded)
+        e.modelFailed.connect(lambda m: self.warn("The model could not be loaded", m))
+        e.busy.connect(self.status.begin)
+        e.progress.connect(self.status.update_progress)
+        e.idle.connect(lambda msg: self.status.finish(msg, 0 if msg else 5000))
+        e.error.connect(lambda m: self.warn("Classification failed", m))
+        self.status.cancelRequested.connect(self.cancel_work)
+        self.files.failed.connect(self.warn)
+        self.files.message.connect(lambda m: self.status.showMessage(m, 8000))
+        self.files.projectChanged.connect(lambda _: self._update_title())
+        self.files.folderOpened.connect(lambda _: self.stack.setCurrentWidget(self.grid))
+        cp.addClassRequested.connect(self.ask_add_class)
+        cp.filesDropped.connect(self.add_examples)
+        cp.renameRequested.connect(lambda cid, name: self._edit(lambda s: s.rename_class(cid, name)))
+        cp.recolourRequested.connect(lambda cid, c: self._edit(lambda s: s.recolour_class(cid, c)))
+        cp.deleteRequested.connect(self.delete_class)
+        cp.removeExamplesRequested.connect(lambda paths: self._edit(lambda s: s.remove_examples(paths)))
+        g.assignRequested.connect(self.assign_rows)
+        g.removeRequested.connect(self.remove_rows)
+        g.openRequested.connect(lambda p: QDesktopServices.openUrl(QUrl.fromLocalFile(p)))
+        self.review.filterChanged.connect(lambda f: self.image_model.set_view_options(filter_=f))
+        self.review.sortChanged.connect(lambda s: self.image_model.set_view_options(sort=s))
+        self.review.thresholdChanged.connect(lambda t: self._edit(lambda s: s.set_threshold(t)))
+        self.method_combo.currentIndexChanged.connect(
+            lambda _: self._edit(lambda s: s.set_method(self.method_combo.currentData())))
+        self.problems.countChanged.connect(self._problems_counted)
+
+    # startup --------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.engine.load(self._model_path or self.settings.model_path or None,
+                         self.settings.device, self.settings.batch_size)
+
+    def _core_ready(self) -> None:
+        if self.session is not None:
+            return
+        from app.core.session import Session
+
+        s = Session(threshold=self.settings.threshold)
+        self.session = s
+        self.engine.session = s
+        b = SessionBinder(s, self.image_model, self.class_panel, self.review, self.problems, self)
+        self.binder = b
+        b.historyChanged.connect(self._update_history)
+        b.modifiedChanged.connect(lambda _: self._update_title())
+        b.countsChanged.connect(self._counts)
+        b.stale.connect(self.engine.schedule_rescore)
+        b.examplesChanged.connect(lambda: QTimer.singleShot(0, self._examples_changed))
+        s.subscribe(self._session_event)
+        self.review.set_threshold(s.threshold)
+        self._set_enabled(True)
+        self._update_history()
+        folder, project = self._pending
+        self._pending = (None, None)
+        if project:
+            self.files.open_project(project)
+        elif folder:
+            self.files.open_folder(folder)
+
+    def _model_loaded(self, lm: LoadedModel) -> None:
+        s = self.session
+        if s is not None and s.model_path != lm.path:
+            s.model_path = lm.path  # what is running (not an undoable edit)
+        methods = list(lm.model.methods)
+        for i in range(self.method_combo.count()):
+            item = self.method_combo.model().item(i)
+            item.setEnabled(self.method_combo.itemData(i) in methods)
+        if s is not None and s.method not in methods:
+            s.method = lm.model.default_method
+        self._sync_method()
+        self.setWindowTitle(self.windowTitle())
+        self.status.set_counts(f"Model: {lm.card.get('name', os.path.basename(lm.path))} ({lm.device})")
+
+    def _session_event(self, event: str, info: dict) -> None:
+        if event == "method":
+            self._sync_method()
+        elif event == "model" and self.session is not None and self.session.model_path:
+            lm = self.engine.loaded
+            if lm is None or os.path.abspath(lm.path) != self.session.model_path:
+                self.engine.load(self.session.model_path, self.settings.device, self.settings.batch_size)
+
+    def _sync_method(self) -> None:
+        if self.session is not None:
+            self.method_combo.blockSignals(True)
+            self.method_combo.setCurrentIndex(max(0, self.method_combo.findData(self.session.method)))
+            self.method_combo.blockSignals(False)
+
+    def _examples_changed(self) -> None:
+        self.engine.stopped = False
+        self.engine.ensure_features(examples_first=True)
+
+    def _set_enabled(self, on: bool) -> None:
+        for w in (self.class_panel, self.review, self.grid, self.open_button, self.method_combo):
+            w.setEnabled(on)
+        for a in (self.act_open, self.act_open_project, self.act_save, self.act_save_as, self.act_export,
+                  self.act_copy, self.act_move, self.act_add_class, self.act_classify):
+            a.setEnabled(on)
+
+    # user edits ---------------------------------------------------------------------------------
+    def _edit(self, fn) -> object:  # noqa: ANN001
+        """Run a session edit; a refused edit (ValueError/KeyError) becomes a message."""
+        if self.session is None:
+            return None
+        try:
+            return fn(self.session)
+        except (ValueError, KeyError) as e:
+            self.warn("Not possible", str(e).strip("'\""))
+            return None
+
+    def add_class(self, name: str | None = None, colour: str | None = None):  # noqa: ANN201
+        return self._edit(lambda s: s.add_class(name, colour))
+
+    def ask_add_class(self) -> None:
+        if self.session is None:
+            return
+        name, ok = QInputDialog.getText(self, "Add class", "Name of the new class:",
+                                        text=f"Class {len(self.session.classes) + 1}")
+        if ok:
+            self.add_class(name)
+
+    def delete_class(self, class_id: int) -> None:
+        s = self.session
+        c = s.class_by_id(class_id) if s else None
+        if c is not None:
+            self._edit(lambda s: s.delete_class(class_id))
+            self.status.showMessage(f"Deleted class {c.name} - Ctrl+Z brings it back", 8000)
+
+    def add_examples(self, class_id: int, paths: list[str]) -> None:
+        """The drop / "Add images..." path: files directly, folders scanned in a job."""
+        if self.session is None:
+            return
+        if not any(os.path.isdir(p) for p in paths):
+            added = self._edit(lambda s: s.add_examples(class_id, paths))
+            if added == [] and paths:
+                self.status.showMessage("No new image files among what was dropped", 6000)
+            return
+        from app.core.scan import expand_paths
+        from .workers import Job
+
+        job = Job(lambda ctx: expand_paths(paths, ctx.cancel_event), name="Reading the dropped folders")
+        job.signals.result.connect(lambda files: self._edit(lambda s: s.add_examples(class_id, files)))
+        job.signals.error.connect(lambda m: self.warn("Cannot add the examples", m))
+        self.engine.runner.start(job)
+
+    def assign_rows(self, class_index: int, rows: list[int]) -> None:
+        s = self.session
+        c = s.class_at(class_index) if s else None
+        if c is None:
+            self.status.showMessage(f"There is no class {class_index + 1}", 5000)
+            return
+        paths = [self.image_model.paths[r] for r in rows]
+        self._edit(lambda s: s.assign(paths, c.id))
+        self.status.showMessage(f"{len(paths)} image{'s' * (len(paths) != 1)} assigned to {c.name}", 5000)
+
+    def remove_rows(self, rows: list[int]) -> None:
+        paths = [self.image_model.paths[r] for r in rows]
+        removed = self._edit(lambda s: s.remove_examples(paths))
+        if not removed:
+            self.status.showMessage("Only examples and corrections can be removed (Delete)", 5000)
+
+    def undo(self) -> None:
+        label = self._edit(lambda s: s.undo())
+        if label:
+            self.status.showMessage(f"Undone: {label}", 5000)
+
+    def redo(self) -> None:
+        label = self._edit(lambda s: s.redo())
+        if label:
+            self.status.showMessage(f"Redone: {label}", 5000)
+
+    def cancel_work(self) -> None:
+        self.files.cancel_scan()
+        if self.files.file_job is not None:
+            self.files.file_job.cancel()
+        self.engine.cancel()
+
+    def show_settings(self) -> None:
+        try:
+            avail = available_devices()
+        except Exception:
+            avail = None
+        lm = self.engine.loaded
+        dlg = SettingsDialog(self.settings, avail, lm.device if lm else "", self)
+        if dlg.exec():
+            changed = dlg.apply()
+            self.files.set_autosave_minutes(self.settings.autosave_minutes)
+            if changed.keys() & {"device", "model_path", "batch_size"}:
+                self.engine.load(self.settings.model_path or self._model_path or None,
+                                 self.settings.device, self.settings.batch_size)
+
+    # view updates ------------------------------------------------------------------------------
+    def _update_history(self) -> None:
+        s = self.session
+        self.act_undo.setEnabled(bool(s and s.can_undo))
+        self.act_redo.setEnabled(bool(s and s.can_redo))
+        self.act_undo.setToolTip(s.undo_label if s else "Undo")
+        self.act_redo.setToolTip(s.redo_label if s else "Redo")
+        self.act_undo.setText(s.undo_label if s else "Undo")
+        self.act_redo.setText(s.redo_label if s else "Redo")
+
+    def _update_title(self) -> None:
+        p = self.files.project_path
+        name = os.path.basename(p) if p else "untitled"
+        star = "*" if self.session is not None and self.session.modified else ""
+        self.setWindowTitle(f"{name}{star} - fewshot-label")
+
+    def _counts(self, c: dict) -> None:
+        parts = [f"{c['total']:,} images", f"{c['done']:,} classified"]
+        if c["unknown"]:
+            parts.append(f"{c['unknown']:,} unknown")
+        if c["problems"]:
+            parts.append(f"{c['problems']:,} skipped")
+        self.review.counts.setText(" · ".join(parts))
+        if c["total"]:
+            self.stack.setCurrentWidget(self.grid)
+
+    def _problems_counted(self, n: int) -> None:
+        self.problems.setWindowTitle(self.problems.title_for(n))
+        if n and not self._problems_shown:
+            self._problems_shown = True
+            self.problems.show()
+
+    def warn(self, title: str, message: str) -> None:
+        log.warning("%s: %s", title, message)
+        box = QMessageBox(QMessageBox.Icon.Warning, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self.last_warning = (title, message)
+
+    def _fill_recent(self) -> None:
+        self.recent_menu.clear()
+        for p in self.settings.recent_projects:
+            self.recent_menu.addAction(p, lambda p=p: self.files.open_project(p))
+        self.recent_menu.setEnabled(True)
+
+    def closeEvent(self, e: QCloseEvent) -> None:  # noqa: N802
+        saved = self.files.autosave()  # never lose work; no blocking question on quit
+        if saved:
+            log.info("autosaved to %s", saved)
+        if self.session is not None:
+            self.settings.threshold = self.session.threshold
+        self.settings.set_geometry(self.saveGeometry(), self.saveState())
+        self.settings.sync()
+        self.engine.shutdown()
+        self.thumbnails.wait(5000)
+        if self.binder is not None:
+            self.binder.detach()
+        super().closeEvent(e)

@@ -1,0 +1,115 @@
+"""Keeps the views in step with the session: session events (core observer callbacks) are
+coalesced with a short timer, then the grid model, class panel, review bar and problems
+view are refreshed from the session's vectorised accessors."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Callable
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from .class_panel import ClassPanel, ClassView
+from .image_model import PENDING, UNKNOWN, ClassStyle, ImageListModel, Source
+from .problems_view import ProblemsView
+from .review_bar import ReviewBar
+
+if TYPE_CHECKING:
+    from app.core.session import Session
+
+
+def grid_state(session: "Session", paths: list[str], row_of: dict[str, int]
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(label index | PENDING | UNKNOWN, confidence, Source) per folder image."""
+    ids, conf = session.prediction_arrays()
+    n = len(paths)
+    if len(ids) != n:  # folder being replaced; the next event brings matching arrays
+        return (np.full(n, PENDING, np.int32), np.zeros(n, np.float32), np.zeros(n, np.uint8))
+    label = np.full(n, PENDING, np.int32)
+    for k, c in enumerate(session.classes):
+        label[ids == c.id] = k
+    pending = np.isnan(conf)
+    label[(ids == -1) & ~pending] = UNKNOWN
+    source = np.where(pending, Source.NONE, Source.PREDICTED).astype(np.uint8)
+    for e in session.examples:
+        i = row_of.get(e.path)
+        if i is not None:
+            source[i] = Source.CORRECTED if e.source == "corrected" else Source.EXAMPLE
+    return label, np.nan_to_num(conf, nan=0.0).astype(np.float32), source
+
+
+class SessionBinder(QObject):
+    historyChanged = Signal()
+    modifiedChanged = Signal(bool)
+    countsChanged = Signal(dict)
+    examplesChanged = Signal()    # examples/classes/folder changed: embedding may be needed
+    stale = Signal()              # scoring inputs changed: rescore
+
+    def __init__(self, session: "Session", model: ImageListModel, panel: ClassPanel,
+                 review: ReviewBar, problems: ProblemsView, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.session = session
+        self.model = model
+        self.panel = panel
+        self.review = review
+        self.problems = problems
+        self._dirty: set[str] = set()
+        self._shown: set[str] = set()
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.setInterval(120)
+        self._timer.timeout.connect(self.flush)
+        self._unsubscribe: Callable[[], None] = session.subscribe(self._on_event)
+        self._dirty.update({"folder", "classes", "examples", "problems"})
+        self.flush()
+
+    def detach(self) -> None:
+        self._unsubscribe()
+        self._timer.stop()
+
+    def _on_event(self, event: str, info: dict) -> None:
+        if event == "history":
+            self.historyChanged.emit()
+        elif event == "modified":
+            self.modifiedChanged.emit(self.session.modified)
+        elif event == "stale":
+            self.stale.emit()
+        else:
+            if event in ("examples", "folder"):
+                self.examplesChanged.emit()
+            self._dirty.add(event)
+            if event in ("folder", "classes"):
+                self.flush()  # structure changes show at once
+            elif not self._timer.isActive():
+                self._timer.start()
+
+    def flush(self) -> None:
+        self._timer.stop()
+        dirty, self._dirty = self._dirty, set()
+        if not dirty:
+            return
+        s = self.session
+        if "folder" in dirty:
+            self.model.set_paths(s.images)
+            self.problems.set_problems(dict(s.problems))
+            self._shown = set(s.problems)
+        if dirty & {"classes", "model"}:
+            styles = [ClassStyle(c.name, c.colour) for c in s.classes]
+            self.model.classes = styles
+            self.review.set_classes(styles)
+        if dirty & {"classes", "examples"}:
+            self.panel.set_classes([
+                ClassView(c.id, c.name, c.colour, [(e.path, e.source) for e in s.examples_of(c.id)])
+                for c in s.classes])
+        if "threshold" in dirty:
+            self.review.set_threshold(s.threshold)
+        if "problems" in dirty:
+            new = {p: r for p, r in s.problems.items() if p not in self._shown}
+            self._shown.update(new)
+            if new:
+                self.problems.add_problems(new)
+            self.model.problems.update({p: r for p, r in s.problems.items() if p in self.model.row_of})
+        if self.model.paths:
+            label, conf, source = grid_state(s, self.model.paths, self.model.row_of)
+            self.model.threshold = s.threshold
+            self.model.set_state(label, conf, source)
+        self.countsChanged.emit(self.model.counts())
