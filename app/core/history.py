@@ -5,7 +5,8 @@
     history.undo_label  # "Undo Rename class" for a menu
 
 Consecutive commands with the same ``merge_key`` (e.g. dragging the threshold slider)
-merge into one undo step: the first one's ``undo`` and the last one's ``do``.
+merge into one undo step: the first one's ``undo`` and the last one's ``do``, until
+``seal()`` (e.g. when the slider is released).
 """
 from __future__ import annotations
 
@@ -26,19 +27,25 @@ class History:
         self._done: list[Command] = []
         self._undone: list[Command] = []
         self.limit = limit
+        self._sealed = False
 
     def push(self, cmd: Command, execute: bool = True) -> None:
         if execute:
             cmd.do()
         last = self._done[-1] if self._done else None
         if (cmd.merge_key is not None and last is not None and last.merge_key == cmd.merge_key
-                and not self._undone):
+                and not self._undone and not self._sealed):
             self._done[-1] = Command(cmd.label, cmd.do, last.undo, cmd.merge_key)
         else:
             self._done.append(cmd)
             if len(self._done) > self.limit:
                 del self._done[0]
         self._undone.clear()
+        self._sealed = False
+
+    def seal(self) -> None:
+        """End a merge run: the next command starts a new undo step (e.g. slider released)."""
+        self._sealed = True
 
     def undo(self) -> str | None:
         """Undo the last edit; returns its label, or None when there is nothing to undo."""

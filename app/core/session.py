@@ -18,6 +18,9 @@ Examples (an image path belongs to at most one class)::
 Every edit above (and set_threshold/set_method/set_model_path) is undoable::
 
     s.undo(); s.redo(); s.can_undo; s.can_redo; s.undo_label; s.redo_label
+    s.move_class(id, index)   # reorder (digit keys)
+    s.history.seal()          # consecutive set_threshold calls merge into one step until sealed
+    s.modified; s.mark_saved()                # unsaved-changes flag (event "modified")
 
 Folder and features::
 
@@ -27,6 +30,8 @@ Folder and features::
     s.add_features(paths, feats, problems=[(path, reason)])   # streamed Embedder batches;
                                              # predicts the new rows at once when a fit exists
     s.problems -> dict[path, reason]
+    s.clear_features()                       # after switching to a model with another backbone
+    s.load_state(classes, examples, threshold, method, model_path)   # project.apply_project
 
 Scoring (>= 2 classes with >= 1 embedded example each)::
 

@@ -270,3 +270,19 @@ def test_real_images_through_the_embedder(tmp_path, monkeypatch):
         if p in bad:
             continue
         assert s.prediction(p).label == ("red" if "red" in p.rsplit("/", 1)[1] else "blue")
+
+
+def test_separate_slider_drags_are_separate_undo_steps():
+    s = Session()
+    for t in (0.1, 0.2):
+        s.set_threshold(t)
+    s.history.seal()  # slider released
+    for t in (0.5, 0.6):
+        s.set_threshold(t)
+    s.undo()
+    assert s.threshold == 0.2
+    s.undo()
+    assert s.threshold == 0.0 and not s.can_undo
+    s.redo()
+    s.redo()
+    assert s.threshold == 0.6
