@@ -11,6 +11,8 @@ import sys
 
 # Modules that register subcommands, in the order ``--help`` lists them.
 COMMAND_MODULES = [
+    "app.training.train_cmd",
+    "app.training.evaluate_cmd",
     "app.classify_cmd",
 ]
 

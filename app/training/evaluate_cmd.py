@@ -1,0 +1,80 @@
+"""``python -m app evaluate``: few-shot accuracy of a model, mean and 95% CI over episodes.
+
+All episodes are sampled first (seeded); the union of their images is embedded once
+(persistent embedding cache for plain files; in memory for rotated or small images); then
+each episode runs on features without gradients (MAML's inner loop excepted).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from ..core.checkpoints import CheckpointError, load_checkpoint
+from .cli_common import add_data_flags, add_runtime_flags, apply_runtime, data_spec, fail, open_cache
+from .data import DatasetError, select_classes
+from .episodes import mean_ci95, prepare_episodes, run_feature_episodes
+from .models import set_inner_steps
+from .progress import Progress
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("evaluate", help="N-way K-shot accuracy of a model with a 95%% CI",
+                       description=__doc__)
+    p.add_argument("--model", required=True, metavar="PATH", help="checkpoint (PATH.json + PATH.safetensors)")
+    add_data_flags(p, subset_default="all")
+    p.add_argument("--way", type=int, required=True)
+    p.add_argument("--shot", type=int, required=True)
+    p.add_argument("--query", type=int, default=15, help="queries per class (default 15)")
+    p.add_argument("--episodes", type=int, default=600, help="episodes (default 600)")
+    p.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
+    p.add_argument("--method", default=None, help="learner of the model (default: its default)")
+    p.add_argument("--inner-steps", type=int, default=None,
+                   help="MAML: inner steps at test time (default: the model's)")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    add_runtime_flags(p)
+    p.set_defaults(func=run)
+
+
+def run(a: argparse.Namespace) -> int:
+    device = apply_runtime(a)
+    if a.episodes < 1:
+        return fail("--episodes must be at least 1")
+    try:
+        model, card = load_checkpoint(a.model, device=device)
+        method = a.method or model.default_method
+        learner = model.learner(method)
+        if a.inner_steps is not None:
+            set_inner_steps(learner, a.inner_steps)
+        spec = data_spec(a)
+        classes = select_classes(spec)
+        t0 = time.monotonic()
+        prepared = prepare_episodes(model, classes, spec, a.way, a.shot, a.query, a.episodes,
+                                    a.seed, want="features", device=device,
+                                    cache=open_cache(a), quiet=a.quiet, label="evaluate")
+    except (CheckpointError, DatasetError, ValueError) as e:
+        return fail(str(e))
+    prog = Progress(a.episodes, f"evaluate {a.way}-way {a.shot}-shot", quiet=a.quiet)
+    accs = run_feature_episodes(model, method, prepared, a.way, prog)
+    prog.close()
+    acc, ci = mean_ci95(accs)
+    result = {
+        "accuracy": round(acc, 6), "ci95": round(ci, 6), "way": a.way, "shot": a.shot,
+        "query": a.query, "episodes": a.episodes, "seed": a.seed, "model": str(a.model),
+        "model_name": card.get("name"), "method": method, "data": a.data,
+        "rotations": a.rotations, "class_split": a.class_split,
+        "subset": a.subset if a.class_split is not None else None,
+        "split_seed": a.split_seed if a.class_split is not None else None,
+        "classes": prepared.table.num_classes,
+        "skipped_classes": len(prepared.table.skipped),
+        "inner_steps": getattr(learner, "inner_steps", None) if method == "maml" else None,
+        "seconds": round(time.monotonic() - t0, 1),
+    }
+    if a.json:
+        print(json.dumps(result))
+    else:
+        print(f"{card.get('name')} [{method}] on {a.data}: {a.way}-way {a.shot}-shot "
+              f"{a.query}-query, {a.episodes} episodes (seed {a.seed}): "
+              f"{100 * acc:.2f}% +- {100 * ci:.2f}% (95% CI)")
+    return 0

@@ -1,0 +1,46 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.training.data import DataSpec, DatasetError, build_items, discover_classes
+from app.training.sampler import EpisodeSampler
+
+
+@pytest.fixture
+def table(tiny_data: Path):
+    return build_items(str(tiny_data), discover_classes(tiny_data), rotations=True, min_images=5)
+
+
+@pytest.mark.parametrize("way,shot,query", [(5, 1, 3), (3, 2, 4), (20, 1, 1)])
+def test_episode_has_the_asked_classes_and_images(table, way: int, shot: int, query: int) -> None:
+    sampler = EpisodeSampler(table, way, shot, query, seed=3)
+    for i in range(10):
+        ep = sampler.episode(i)
+        assert len(set(ep.classes.tolist())) == way
+        assert len(ep.support) == way * shot and len(ep.query) == way * query
+        assert not set(ep.support.tolist()) & set(ep.query.tolist())
+        for label, cls in enumerate(ep.classes):
+            s = ep.support[ep.support_labels == label]
+            q = ep.query[ep.query_labels == label]
+            assert len(s) == shot and len(q) == query
+            assert set(table.item_class[s].tolist()) == {cls}
+            assert set(table.item_class[q].tolist()) == {cls}
+
+
+def test_episodes_are_reproducible_with_a_seed(table) -> None:
+    a = EpisodeSampler(table, 5, 1, 3, seed=7)
+    b = EpisodeSampler(table, 5, 1, 3, seed=7)
+    c = EpisodeSampler(table, 5, 1, 3, seed=8)
+    for i in (0, 1, 50):
+        assert np.array_equal(a.episode(i).items, b.episode(i).items)
+        assert np.array_equal(a.episode(i).classes, b.episode(i).classes)
+    assert any(not np.array_equal(a.episode(i).items, c.episode(i).items) for i in range(5))
+    assert not np.array_equal(a.episode(0).items, a.episode(1).items)
+
+
+def test_more_ways_than_classes_is_a_clear_error(tiny_data: Path) -> None:
+    table = build_items(str(tiny_data), discover_classes(tiny_data), min_images=5)
+    assert table.num_classes == 8
+    with pytest.raises(DatasetError, match="9-way.*only 8 usable classes.*1 skipped"):
+        EpisodeSampler(table, 9, 1, 4)
