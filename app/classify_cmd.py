@@ -79,6 +79,22 @@ def _fmt(s: float | None) -> str:
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
 
 
+def _usable_device(pref: str, err: TextIO) -> str:
+    """``pref`` if this machine has it, else "cpu" with a warning (never a traceback)."""
+    import torch
+
+    kind = pref.split(":")[0]
+    ok = {"auto": True, "cpu": True, "cuda": torch.cuda.is_available(),
+          "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())}
+    if kind not in ok:
+        print(f"warning: unknown device {pref!r}; using auto", file=err)
+        return "auto"
+    if not ok[kind]:
+        print(f"warning: device {pref!r} is not available on this machine; using the CPU", file=err)
+        return "cpu"
+    return pref
+
+
 def _fail(msg: str) -> int:
     print(f"classify: error: {msg}", file=sys.stderr)
     return EXIT_FAILED
@@ -158,7 +174,14 @@ def run(args: argparse.Namespace) -> int:
             cache = EmbeddingCache()
         except Exception as e:  # an unusable cache only costs speed
             print(f"warning: embedding cache unavailable ({e}); continuing without it", file=err)
-    embedder = Embedder(model, device=args.device, batch_size=args.batch_size, cache=cache)
+    device = _usable_device(args.device, err)
+    try:
+        embedder = Embedder(model, device=device, batch_size=args.batch_size, cache=cache)
+    except (RuntimeError, AssertionError, ValueError) as e:  # e.g. --device cuda without CUDA
+        print(f"warning: device {args.device!r} is not usable ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+              "using the CPU", file=err)
+        model.to("cpu")
+        embedder = Embedder(model, device="cpu", batch_size=args.batch_size, cache=cache)
     bar = _Bar(err, args.quiet)
     todo = session.paths_needing_features()
     try:

@@ -128,3 +128,15 @@ def test_python_dash_m_app_classify(tmp_path):
     assert "ETA" in proc.stderr and "skipped 3 files" in proc.stderr
     rows = _rows(out)
     assert sum(r["source"] == "predicted" for r in rows) == len(truth)
+
+
+def test_unavailable_device_falls_back_to_cpu(tmp_path, capsys, monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    model, support, photos, truth, _ = _setup(tmp_path)
+    out = tmp_path / "labels.csv"
+    assert main(["classify", "--model", str(model), "--support", str(support), "--images", str(photos),
+                 "--out", str(out), "--device", "cuda", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "'cuda' is not available" in err and "ETA" not in err
+    assert sum(r["source"] == "predicted" for r in _rows(out)) == len(truth)

@@ -50,6 +50,9 @@ def test_every_mode_decodes_to_rgb_and_l(tmp_path, kind):
     arr = np.asarray(im)
     assert arr.std() > 0  # not a blank image
     assert load_image(path, channels=1).mode == "L"
+    small = load_image(path, channels=3, target_size=(8, 8))  # the embedder's draft path
+    assert small.mode == "RGB" and small.size[0] >= 16
+    assert load_thumbnail(path, 20).size == (20, 15)
 
 
 def test_rgba_transparent_pixels_become_white(tmp_path):
