@@ -258,8 +258,8 @@ class Engine(QObject):
 
     @property
     def working(self) -> bool:
-        return any(j is not None and not j.done
-                   for j in (self.embed_job, self.score_job, self.model_job))
+        """A job is running or its last signals are still queued for the GUI thread."""
+        return bool(self.runner.jobs) or self._rescore_timer.isActive()
 
     def shutdown(self, msecs: int = 10000) -> None:
         self.runner.cancel_all()

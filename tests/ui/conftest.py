@@ -12,6 +12,7 @@ from app.ui.main_window import MainWindow
 from app.ui.settings import AppSettings
 from tests.imaging_helpers import save_tiny_model, solid
 
+REPO_ROOT = Path(__file__).resolve().parents[2]
 LOAD_TIMEOUT = 60_000
 WORK_TIMEOUT = 60_000
 
@@ -70,6 +71,7 @@ def drop_files(widget, paths) -> None:
 
 def wait_idle(qtbot, w: MainWindow, timeout: int = WORK_TIMEOUT) -> None:
     """Until nothing is being embedded or scored and no rescore is due."""
-    qtbot.waitUntil(lambda: not w.engine.working and not w.engine._rescore_timer.isActive()
-                    and not w.engine.session.scores_stale and not w.binder._timer.isActive(),
+    s = w.session
+    qtbot.waitUntil(lambda: not w.engine.working and not s.scores_stale
+                    and not s.paths_needing_features() and not w.binder._timer.isActive(),
                     timeout=timeout)

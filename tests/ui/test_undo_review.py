@@ -1,0 +1,132 @@
+"""Undo/redo of a class delete and of a correction (keyboard shortcuts on the real window);
+review tools: threshold -> unknown, filter by class, least confident first; copy into
+class folders never overwrites."""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from PySide6.QtCore import Qt
+
+from app.ui.image_model import UNKNOWN, Filter, Sort, Source
+from tests.imaging_helpers import solid
+
+from .conftest import coloured_folder, drop_files, wait_idle
+
+
+def _setup(make_window, qtbot, tmp_path, n=4):
+    w = make_window()
+    red, blue = w.add_class("red"), w.add_class("blue")
+    drop_files(w.class_panel.card(red.id), [solid(tmp_path / "ex" / "r.png", "red", seed=1)])
+    drop_files(w.class_panel.card(blue.id), [solid(tmp_path / "ex" / "b.png", "blue", seed=2)])
+    truth = coloured_folder(tmp_path / "photos", n, n)
+    w.files.open_folder(str(tmp_path / "photos"))
+    qtbot.waitUntil(lambda: w.image_model.rowCount() == 2 * n, timeout=10_000)
+    wait_idle(qtbot, w)
+    w.activateWindow()
+    w.grid.setFocus()
+    return w, red, blue, truth
+
+
+def _labels(w):
+    names = [c.name for c in w.image_model.classes]
+    return {p: (names[l] if l >= 0 else l) for p, l in zip(w.image_model.paths, w.image_model.label)}
+
+
+def test_undo_redo_class_delete_and_correction(make_window, qtbot, tmp_path):
+    w, red, blue, truth = _setup(make_window, qtbot, tmp_path)
+    before = _labels(w)
+    assert before == truth
+
+    w.class_panel.card(blue.id).delete_action.trigger()
+    wait_idle(qtbot, w)
+    assert [c.name for c in w.session.classes] == ["red"]
+    qtbot.waitUntil(lambda: blue.id not in w.class_panel.cards)
+    assert all(l == -1 for l in w.image_model.label)   # one class: nothing to classify with
+
+    qtbot.keyClick(w.grid, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    wait_idle(qtbot, w)
+    assert [c.name for c in w.session.classes] == ["red", "blue"]
+    assert [e.path for e in w.session.examples_of(blue.id)] == [str(tmp_path / "ex" / "b.png")]
+    qtbot.waitUntil(lambda: blue.id in w.class_panel.cards)
+    assert _labels(w) == before
+
+    qtbot.keyClick(w.grid, Qt.Key.Key_Z,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    wait_idle(qtbot, w)
+    assert [c.name for c in w.session.classes] == ["red"]
+    w.undo()
+    wait_idle(qtbot, w)
+
+    target = sorted(p for p, c in truth.items() if c == "blue")[0]
+    w.grid.select_paths([target])
+    qtbot.keyClick(w.grid, Qt.Key.Key_1)       # "this one is red"
+    wait_idle(qtbot, w)
+    assert _labels(w)[target] == "red"
+    assert w.image_model.source[w.image_model.row_of[target]] == Source.CORRECTED
+    qtbot.keyClick(w.grid, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
+    wait_idle(qtbot, w)
+    assert w.session.example(target) is None
+    assert _labels(w) == before
+    qtbot.keyClick(w.grid, Qt.Key.Key_Z,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    wait_idle(qtbot, w)
+    assert w.session.example(target).source == "corrected"
+    # Delete on the grid removes the correction again
+    w.grid.select_paths([target])
+    qtbot.keyClick(w.grid, Qt.Key.Key_Delete)
+    wait_idle(qtbot, w)
+    assert w.session.example(target) is None and _labels(w) == before
+
+
+def test_threshold_filter_and_sort(make_window, qtbot, tmp_path):
+    w, red, blue, truth = _setup(make_window, qtbot, tmp_path)
+    m = w.image_model
+    conf = m.confidence.copy()
+    above = int(np.ceil(conf.max() * 100))       # slider percent above every confidence
+    w.review.threshold.setValue(above)            # the slider, as a user drags it
+    wait_idle(qtbot, w)
+    assert w.session.threshold == above / 100
+    assert all(l == UNKNOWN for l in m.label)     # everything below it counts as unknown
+    w.review.filter.setCurrentIndex(w.review.filter.findData(int(Filter.UNKNOWN)))
+    assert m.rowCount() == len(truth)
+    w.review.filter.setCurrentIndex(0)
+    w.review.threshold.setValue(int(conf.min() * 100))
+    wait_idle(qtbot, w)
+    assert _labels(w) == truth
+    assert w.session.undo_label.startswith("Undo Set threshold")  # one merged undo step
+    # filter: only red predictions (no unknowns among them)
+    w.review.filter.setCurrentIndex(w.review.filter.findData(0))
+    shown = {m.path_at(r) for r in range(m.rowCount())}
+    assert shown == {p for p, c in truth.items() if c == "red"}
+    # least confident first over everything
+    w.review.filter.setCurrentIndex(0)
+    w.review.sort.setCurrentIndex(w.review.sort.findData(int(Sort.LEAST_CONFIDENT)))
+    shown_conf = [m.confidence[m.source_row(r)] for r in range(m.rowCount())]
+    assert m.rowCount() == len(truth) and shown_conf == sorted(shown_conf)
+    # a digit key acts on the selected (sorted) row
+    first = m.path_at(0)
+    w.grid.selectionModel().select(m.index(0), w.grid.selectionModel().SelectionFlag.ClearAndSelect)
+    qtbot.keyClick(w.grid, Qt.Key.Key_2)
+    wait_idle(qtbot, w)
+    assert w.session.example(first).class_id == blue.id
+
+
+def test_copy_into_class_folders_never_overwrites(make_window, qtbot, tmp_path):
+    w, red, blue, truth = _setup(make_window, qtbot, tmp_path, n=2)
+    dest = tmp_path / "out"
+    (dest / "red").mkdir(parents=True)
+    clash = dest / "red" / "red_000.png"
+    clash.write_bytes(b"precious")
+    asked = []
+    w.files.confirm = lambda title, text: asked.append(text) or True
+    job = w.files.to_folders("copy", str(dest))
+    assert job is not None and asked and "never overwritten" in asked[0]
+    qtbot.waitUntil(lambda: job not in w.engine.runner.jobs, timeout=10_000)
+    assert clash.read_bytes() == b"precious"
+    red_out = sorted(p.name for p in (dest / "red").iterdir())
+    assert red_out == ["r.png", "red_000 (2).png", "red_000.png", "red_001.png"]
+    assert sorted(p.name for p in (dest / "blue").iterdir()) == ["b.png", "blue_000.png", "blue_001.png"]
+    assert all(os.path.exists(p) for p in truth)    # copy leaves the originals
+    w.files.confirm = lambda title, text: False
+    assert w.files.to_folders("move", str(dest)) is None and all(os.path.exists(p) for p in truth)
