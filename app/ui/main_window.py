@@ -191,6 +191,7 @@ class MainWindow(QMainWindow):
         self.review.filterChanged.connect(lambda f: self.image_model.set_view_options(filter_=f))
         self.review.sortChanged.connect(lambda s: self.image_model.set_view_options(sort=s))
         self.review.thresholdChanged.connect(lambda t: self._edit(lambda s: s.set_threshold(t)))
+        self.review.thresholdCommitted.connect(lambda _: self._edit(lambda s: s.history.seal()))
         self.method_combo.currentIndexChanged.connect(
             lambda _: self._edit(lambda s: s.set_method(self.method_combo.currentData())))
         self.problems.countChanged.connect(self._problems_counted)

@@ -1,0 +1,71 @@
+"""Method switch ProtoNet / MAML from the toolbar; MAML adaptation runs in the background
+and the Cancel button abandons it (the previous predictions stay)."""
+from __future__ import annotations
+
+import threading
+
+import app.core.scoring as session_module
+from tests.imaging_helpers import solid
+
+from .conftest import coloured_folder, drop_files, wait_idle
+
+
+def _ready(make_window, qtbot, tmp_path):
+    w = make_window()
+    red, blue = w.add_class("red"), w.add_class("blue")
+    drop_files(w.class_panel.card(red.id), [solid(tmp_path / "ex" / "r.png", "red", seed=1)])
+    drop_files(w.class_panel.card(blue.id), [solid(tmp_path / "ex" / "b.png", "blue", seed=2)])
+    truth = coloured_folder(tmp_path / "photos", 3, 3)
+    w.files.open_folder(str(tmp_path / "photos"))
+    qtbot.waitUntil(lambda: w.image_model.rowCount() == 6, timeout=10_000)
+    wait_idle(qtbot, w)
+    return w, truth
+
+
+def _labels(w):
+    names = [c.name for c in w.image_model.classes]
+    return {p: (names[l] if l >= 0 else int(l)) for p, l in zip(w.image_model.paths, w.image_model.label)}
+
+
+def test_switch_to_maml_and_back(make_window, qtbot, tmp_path):
+    w, truth = _ready(make_window, qtbot, tmp_path)
+    proto_conf = w.image_model.confidence.copy()
+    w.method_combo.setCurrentIndex(w.method_combo.findData("maml"))
+    assert w.session.method == "maml"
+    wait_idle(qtbot, w)
+    assert _labels(w) == truth
+    assert (w.image_model.confidence != proto_conf).any()   # really another learner's output
+    w.undo()                                                # method switch is undoable
+    assert w.method_combo.currentData() == "protonet"
+    wait_idle(qtbot, w)
+    assert (abs(w.image_model.confidence - proto_conf) < 1e-6).all()
+
+
+def test_cancel_maml_adaptation(make_window, qtbot, tmp_path, monkeypatch):
+    w, truth = _ready(make_window, qtbot, tmp_path)
+    before = w.image_model.confidence.copy()
+    started, release = threading.Event(), threading.Event()
+    real_fit = session_module.fit
+
+    def slow_fit(*a, **k):
+        started.set()
+        release.wait(10)
+        return real_fit(*a, **k)
+
+    monkeypatch.setattr(session_module, "fit", slow_fit)
+    w.method_combo.setCurrentIndex(w.method_combo.findData("maml"))
+    qtbot.waitUntil(started.is_set, timeout=10_000)
+    assert w.status.cancel.isVisible()
+    w.status.cancel.click()
+    release.set()
+    qtbot.waitUntil(lambda: not w.engine.working, timeout=10_000)
+    qtbot.wait(200)
+    assert (w.image_model.confidence == before).all()   # the abandoned adaptation changed nothing
+    assert w.session.method == "maml" and w.session.scores_stale
+    assert not w.status.cancel.isVisible()
+    # the next change re-scores with MAML
+    monkeypatch.setattr(session_module, "fit", real_fit)
+    w.engine.stopped = False
+    w.engine.schedule_rescore()
+    wait_idle(qtbot, w)
+    assert _labels(w) == truth and (w.image_model.confidence != before).any()
