@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -31,12 +31,15 @@ class ScoringCancelled(Exception):
 
 
 class FeatureTable:
-    """Append-only map path -> float32 vector; ``gather`` builds query matrices fast."""
+    """Append-only map path -> float32 vector, kept in one growable matrix (capacity
+    doubles), so streaming 100k rows in small batches costs O(n) and ``locate`` + fancy
+    indexing builds query matrices in milliseconds. Rows are never overwritten (a path
+    added again gets a new row), so a worker may read rows it was handed while the GUI
+    thread appends more."""
 
     def __init__(self) -> None:
         self._index: dict[str, int] = {}
-        self._chunks: list[np.ndarray] = []
-        self._matrix: np.ndarray | None = None
+        self._buf = np.zeros((0, 0), np.float32)
         self._rows = 0
         self.dim: int | None = None
 
@@ -55,44 +58,42 @@ class FeatureTable:
         feats = np.asarray(features, dtype=np.float32)
         if feats.ndim != 2 or feats.shape[0] != len(paths):
             raise ValueError(f"features must be (len(paths), D), got {feats.shape}")
+        if self.dim is not None and feats.shape[1] != self.dim:
+            self.clear()  # a different model: the old vectors are useless now
         if self.dim is None:
             self.dim = int(feats.shape[1])
-        elif feats.shape[1] != self.dim:
-            # a different model: the old vectors are useless now
-            self.clear()
-            self.dim = int(feats.shape[1])
+        need = self._rows + feats.shape[0]
+        if need > self._buf.shape[0]:
+            cap = max(need, 2 * self._buf.shape[0], 1024)
+            buf = np.empty((cap, self.dim), np.float32)
+            if self._rows:
+                buf[:self._rows] = self._buf[:self._rows]
+            self._buf = buf  # old buffer stays valid for whoever still holds it
+        self._buf[self._rows:need] = feats
         for i, p in enumerate(paths):
             self._index[p] = self._rows + i
-        self._chunks.append(feats.copy())
-        self._rows += feats.shape[0]
-        self._matrix = None
+        self._rows = need
 
     def matrix(self) -> np.ndarray:
-        if self._matrix is None:
-            if not self._chunks:
-                self._matrix = np.zeros((0, self.dim or 0), np.float32)
-            else:
-                self._matrix = (self._chunks[0] if len(self._chunks) == 1
-                                else np.concatenate(self._chunks))
-                self._chunks = [self._matrix]
-        return self._matrix
+        """All rows so far (a view; rows may include superseded vectors)."""
+        return self._buf[:self._rows] if self.dim is not None else np.zeros((0, 0), np.float32)
 
     def get(self, path: str) -> np.ndarray | None:
         i = self._index.get(path)
-        return None if i is None else self.matrix()[i]
+        return None if i is None else self._buf[i]
 
-    def gather(self, paths: Iterable[str]) -> tuple[list[str], np.ndarray]:
+    def locate(self, paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in ``paths`` that have features, their row numbers in ``matrix()``)."""
+        get = self._index.get
+        rows = np.fromiter((get(p, -1) for p in paths), dtype=np.int64, count=len(paths))
+        pos = np.flatnonzero(rows >= 0)
+        return pos, rows[pos]
+
+    def gather(self, paths: Sequence[str]) -> tuple[list[str], np.ndarray]:
         """(the paths that have features, their (n, D) matrix), in the given order."""
-        present: list[str] = []
-        rows: list[int] = []
-        for p in paths:
-            i = self._index.get(p)
-            if i is not None:
-                present.append(p)
-                rows.append(i)
-        m = self.matrix()
-        return present, (m[np.asarray(rows, dtype=np.int64)] if rows
-                         else np.zeros((0, m.shape[1] if m.ndim == 2 else 0), np.float32))
+        paths = list(paths)
+        pos, rows = self.locate(paths)
+        return [paths[i] for i in pos], self.matrix()[rows]
 
 
 def _learner_device(learner: torch.nn.Module) -> torch.device:
@@ -123,18 +124,24 @@ def fit(model: FewShotModel, method: str, example_feats: np.ndarray,
 
 
 @torch.no_grad()
-def predict(adapted: Adapted, query_feats: np.ndarray, batch_size: int = 16384,
-            cancel: threading.Event | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(argmax class index int64, its probability float32) for every query row."""
-    q = np.ascontiguousarray(query_feats, dtype=np.float32)
-    n = q.shape[0]
+def predict(adapted: Adapted, query_feats: np.ndarray, batch_size: int = 1024,
+            cancel: threading.Event | None = None,
+            rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(argmax class index int64, its probability float32) for every query row, or for
+    ``query_feats[rows]`` when ``rows`` is given (gathered chunk by chunk, no big copy).
+
+    Small chunks keep the distance temporaries in cache: 100k x 1280-d rows take ~0.2 s on
+    one CPU thread with 1024-row chunks against ~1.2 s with 16k-row chunks."""
+    q = np.asarray(query_feats, dtype=np.float32)
+    n = q.shape[0] if rows is None else len(rows)
     labels = np.empty(n, np.int64)
     conf = np.empty(n, np.float32)
     dev = _device_of(adapted)
     for i in range(0, n, batch_size):
         if cancel is not None and cancel.is_set():
             raise ScoringCancelled()
-        x = torch.from_numpy(q[i:i + batch_size]).to(dev)
+        chunk = q[i:i + batch_size] if rows is None else q[rows[i:i + batch_size]]
+        x = torch.from_numpy(np.ascontiguousarray(chunk)).to(dev)
         p = torch.softmax(adapted.logits(x).float(), dim=-1)
         c, l = p.max(dim=1)
         labels[i:i + batch_size] = l.cpu().numpy()
@@ -171,18 +178,22 @@ class ScoreOutcome:
 
 @dataclass
 class ScoreJob:
-    """Everything one scoring run needs, copied out of the session (thread-safe to run)."""
+    """Everything one scoring run needs, taken from the session (thread-safe to run: it
+    only reads rows the session never overwrites)."""
     generation: int
     method: str
     class_ids: list[int]
     example_feats: np.ndarray
     example_labels: np.ndarray
     query_paths: list[str]
-    query_feats: np.ndarray
+    query_feats: np.ndarray                   # the queries, or a matrix holding them at query_rows
+    query_rows: np.ndarray | None = None      # rows of query_feats, in query_paths order
+    image_positions: np.ndarray | None = None  # positions of query_paths in the session's images
+    folder_epoch: int = -1
 
     def run(self, model, cancel: threading.Event | None = None) -> ScoreOutcome:
         adapted = fit(model, self.method, self.example_feats, self.example_labels)
         if cancel is not None and cancel.is_set():
             raise ScoringCancelled()
-        labels, conf = predict(adapted, self.query_feats, cancel=cancel)
+        labels, conf = predict(adapted, self.query_feats, cancel=cancel, rows=self.query_rows)
         return ScoreOutcome(self, adapted, labels, conf)

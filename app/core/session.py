@@ -91,6 +91,7 @@ class Session(SessionEdits):
         self._generation = 0       # bumps whenever scoring inputs change
         self._applied_generation = -1
         self._features_epoch = 0   # generation at the last clear_features (model switch)
+        self._folder_epoch = 0     # bumps with every set_folder
         self._adapted = None       # fitted learner of the last applied job
         self._adapted_ids: list[int] = []
         self._pred_class = np.zeros(0, np.int64)   # class id, -1 = none
@@ -103,6 +104,7 @@ class Session(SessionEdits):
         changed = folder != self.folder
         self.folder = folder
         self.images = [r.path if isinstance(r, ImageRecord) else _norm(r) for r in records]
+        self._folder_epoch += 1
         self._image_index = {p: i for i, p in enumerate(self.images)}
         self._pred_class = np.full(len(self.images), -1, np.int64)
         self._pred_conf = np.full(len(self.images), np.nan, np.float32)
@@ -110,7 +112,7 @@ class Session(SessionEdits):
         if changed:  # re-scanning the same folder (e.g. after opening a project) is no edit
             self._touch(stale=False)
         if self._adapted is not None:
-            self._predict_into(self.images)
+            self._predict_positions(*self.features.locate(self.images), emit=False)
         self._emit("predictions", paths=None)
 
     def clear_features(self) -> None:
@@ -153,7 +155,11 @@ class Session(SessionEdits):
             self._generation += 1
             self._emit("stale")
         if self._adapted is not None:
-            self._predict_into([p for p in paths if p in self._image_index])
+            in_folder = [p for p in paths if p in self._image_index]
+            if in_folder:
+                pos, rows = self.features.locate(in_folder)
+                self._predict_positions(
+                    np.asarray([self._image_index[in_folder[i]] for i in pos], np.int64), rows)
 
     # -- scoring ------------------------------------------------------------------------
     @property
@@ -173,9 +179,10 @@ class Session(SessionEdits):
                 ids.append(c.id)
         if len(ids) < 2:
             return None
-        qpaths, qfeats = self.features.gather(self.images)
+        pos, qrows = self.features.locate(self.images)
         return ScoreJob(self._generation, self.method, ids, np.concatenate(rows),
-                        np.asarray(labels, np.int64), qpaths, qfeats)
+                        np.asarray(labels, np.int64), [self.images[i] for i in pos],
+                        self.features.matrix(), qrows, pos, self._folder_epoch)
 
     def apply_scores(self, outcome: ScoreOutcome) -> bool:
         """Install a finished job's predictions; images embedded since the snapshot are
@@ -186,15 +193,21 @@ class Session(SessionEdits):
         self._adapted = outcome.adapted
         self._adapted_ids = list(outcome.job.class_ids)
         ids = np.asarray(self._adapted_ids, np.int64)
-        idx = np.asarray([self._image_index.get(p, -1) for p in outcome.job.query_paths], np.int64)
-        keep = idx >= 0
+        job = outcome.job
+        labels, conf = outcome.labels, outcome.confidences
+        if job.image_positions is not None and job.folder_epoch == self._folder_epoch:
+            idx = job.image_positions
+        else:  # the folder changed meanwhile: map by path
+            idx = np.asarray([self._image_index.get(p, -1) for p in job.query_paths], np.int64)
+            keep = idx >= 0
+            idx, labels, conf = idx[keep], labels[keep], conf[keep]
         self._pred_class[:] = -1
         self._pred_conf[:] = np.nan
-        self._pred_class[idx[keep]] = ids[outcome.labels[keep]]
-        self._pred_conf[idx[keep]] = outcome.confidences[keep]
-        done = set(outcome.job.query_paths)
-        self._predict_into([p for p in self.images if p in self.features and p not in done],
-                           emit=False)
+        self._pred_class[idx] = ids[labels]
+        self._pred_conf[idx] = conf
+        pos, rows = self.features.locate(self.images)  # embedded since the snapshot
+        late = np.isnan(self._pred_conf[pos])
+        self._predict_positions(pos[late], rows[late], emit=False)
         self._applied_generation = outcome.job.generation
         self._emit("predictions", paths=None)
         return not self.scores_stale
@@ -213,22 +226,20 @@ class Session(SessionEdits):
         self.apply_scores(job.run(model))
         return True
 
-    def _predict_into(self, paths: list[str], emit: bool = True) -> None:
-        if not paths or self._adapted is None:
-            return
-        present, feats = self.features.gather(paths)
-        if not present:
+    def _predict_positions(self, positions: np.ndarray, rows: np.ndarray,
+                           emit: bool = True) -> None:
+        """Predict images ``self.images[positions]`` from feature ``rows`` with the current fit."""
+        if self._adapted is None or len(positions) == 0:
             return
         try:
-            labels, conf = predict(self._adapted, feats)
+            labels, conf = predict(self._adapted, self.features.matrix(), rows=rows)
         except RuntimeError:  # features of another model (shape mismatch): wait for a rescore
             self._adapted = None
             return
-        idx = np.asarray([self._image_index[p] for p in present], np.int64)
-        self._pred_class[idx] = np.asarray(self._adapted_ids, np.int64)[labels]
-        self._pred_conf[idx] = conf
+        self._pred_class[positions] = np.asarray(self._adapted_ids, np.int64)[labels]
+        self._pred_conf[positions] = conf
         if emit:
-            self._emit("predictions", paths=present)
+            self._emit("predictions", paths=[self.images[i] for i in positions])
 
     # -- results ------------------------------------------------------------------------
     def prediction(self, path: str) -> Prediction:
