@@ -40,7 +40,18 @@ class ClassFolder:
 
 def discover_classes(root: str | os.PathLike[str]) -> list[ClassFolder]:
     """Every leaf directory under ``root`` (no sub-directories) holding image files is a
-    class. Sorted by name; hidden files and folders are ignored."""
+    class. Sorted by name; hidden files and folders are ignored.
+
+    Several roots joined with ``os.pathsep`` (":" on Linux/macOS, ";" on Windows) are
+    pooled: classes of the same name in different roots become one class (e.g.
+    clothing-small's ``train``, ``validation`` and ``test`` folders as one pool)."""
+    parts = [s for s in os.fspath(root).split(os.pathsep) if s]
+    if len(parts) > 1:
+        pooled: dict[str, list[str]] = {}
+        for part in parts:
+            for c in discover_classes(part):
+                pooled.setdefault(c.name, []).extend(c.files)
+        return [ClassFolder(n, tuple(sorted(f))) for n, f in sorted(pooled.items())]
     root = Path(root)
     if not root.is_dir():
         raise DatasetError(f"{root}: dataset folder not found")
