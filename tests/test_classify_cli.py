@@ -140,3 +140,25 @@ def test_unavailable_device_falls_back_to_cpu(tmp_path, capsys, monkeypatch):
     err = capsys.readouterr().err
     assert "'cuda' is not available" in err and "ETA" not in err
     assert sum(r["source"] == "predicted" for r in _rows(out)) == len(truth)
+
+
+def test_default_model_prefers_the_photo_model(tmp_path, capsys, monkeypatch):
+    from app.core import defaults
+
+    pre = tmp_path / "pretrained"
+    assert defaults.default_model_path(pre) is None
+    save_tiny_model(pre, "zzz-other")
+    assert defaults.default_model_path(pre) == pre / "zzz-other"
+    save_tiny_model(pre, "omniglot-protonet-conv4")
+    assert defaults.default_model_path(pre) == pre / "omniglot-protonet-conv4"
+    (pre / "photo-mobilenetv2.json").write_text("{}")  # half a checkpoint does not count
+    assert defaults.default_model_path(pre) == pre / "omniglot-protonet-conv4"
+    save_tiny_model(pre, "photo-mobilenetv2")
+    assert defaults.default_model_path(pre) == pre / "photo-mobilenetv2"
+    # classify without --model uses it
+    monkeypatch.setattr(defaults, "PRETRAINED_DIR", pre)
+    _, support, photos, truth, _ = _setup(tmp_path)
+    out = tmp_path / "labels.csv"
+    assert main(["classify", "--support", str(support), "--images", str(photos), "--out", str(out),
+                 "--quiet"]) == 0
+    assert sum(r["source"] == "predicted" for r in _rows(out)) == len(truth)
