@@ -1,9 +1,59 @@
-"""The problems view: files that were skipped, with the reason (a dock widget)."""
+"""The problems view: files that were skipped, with the reason (a dock widget).
+
+A table model over a plain list, so thousands of broken files cost nothing to show."""
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import (QAbstractItemView, QDockWidget, QHeaderView, QTableWidget,
-                               QTableWidgetItem, QWidget)
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt, Signal
+from PySide6.QtWidgets import QAbstractItemView, QDockWidget, QHeaderView, QTableView, QWidget
+
+Index = QModelIndex | QPersistentModelIndex
+
+
+class ProblemsModel(QAbstractTableModel):
+    HEADERS = ("File", "Reason")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[tuple[str, str]] = []
+        self.index_of: dict[str, int] = {}
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(self.rows)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else 2
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole):  # noqa: ANN201
+        if index.isValid() and role in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            return self.rows[index.row()][index.column()]
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
+                   role: int = Qt.ItemDataRole.DisplayRole):  # noqa: ANN201
+        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
+            return self.HEADERS[section]
+        return None
+
+    def reset(self, problems: dict[str, str]) -> None:
+        self.beginResetModel()
+        self.rows = list(problems.items())
+        self.index_of = {p: i for i, (p, _) in enumerate(self.rows)}
+        self.endResetModel()
+
+    def add(self, problems: dict[str, str]) -> None:
+        new = [(p, r) for p, r in problems.items() if p not in self.index_of]
+        for p, r in problems.items():
+            i = self.index_of.get(p)
+            if i is not None and self.rows[i][1] != r:
+                self.rows[i] = (p, r)
+                self.dataChanged.emit(self.index(i, 1), self.index(i, 1))
+        if new:
+            n = len(self.rows)
+            self.beginInsertRows(QModelIndex(), n, n + len(new) - 1)
+            for k, (p, r) in enumerate(new):
+                self.index_of[p] = n + k
+                self.rows.append((p, r))
+            self.endInsertRows()
 
 
 class ProblemsView(QDockWidget):
@@ -12,43 +62,31 @@ class ProblemsView(QDockWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Problems", parent)
         self.setObjectName("problemsDock")
-        self.table = QTableWidget(0, 2, self)
-        self.table.setHorizontalHeaderLabels(["File", "Reason"])
+        self.model = ProblemsModel()
+        self.table = QTableView(self)
+        self.table.setModel(self.model)
         self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setSectionResizeMode(1, QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().resizeSection(1, 320)
         self.table.verticalHeader().hide()
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.setWidget(self.table)
-        self._rows: dict[str, int] = {}
 
     def set_problems(self, problems: dict[str, str]) -> None:
         """Show exactly these (path -> reason)."""
-        self.table.setRowCount(0)
-        self._rows.clear()
-        self.add_problems(problems)
+        self.model.reset(problems)
+        self.countChanged.emit(self.count())
 
     def add_problems(self, problems: dict[str, str]) -> None:
-        for path, reason in problems.items():
-            r = self._rows.get(path)
-            if r is None:
-                r = self.table.rowCount()
-                self.table.insertRow(r)
-                self._rows[path] = r
-            item = QTableWidgetItem(path)
-            item.setToolTip(path)
-            self.table.setItem(r, 0, item)
-            self.table.setItem(r, 1, QTableWidgetItem(reason))
-        self.countChanged.emit(len(self._rows))
+        self.model.add(problems)
+        self.countChanged.emit(self.count())
 
     def problems(self) -> dict[str, str]:
-        out = {}
-        for r in range(self.table.rowCount()):
-            out[self.table.item(r, 0).text()] = self.table.item(r, 1).text()
-        return out
+        return dict(self.model.rows)
 
     def count(self) -> int:
-        return len(self._rows)
+        return len(self.model.rows)
 
     def title_for(self, n: int) -> str:
-        return f"Problems ({n})" if n else "Problems"
+        return f"Problems ({n:,})" if n else "Problems"

@@ -41,10 +41,9 @@ def read_thumbnail(path: str, size: int = THUMB_SIZE) -> QImage:
 def _fallback(path: str, size: int) -> QImage:
     """Formats Qt cannot read (e.g. CMYK TIFF, 16-bit) go through the core's Pillow loader."""
     try:
-        from app.core.images import load_image
+        from app.core.images import load_thumbnail
 
-        pil = load_image(path, channels=3, target_size=(size, size))
-        pil.thumbnail((size, size))
+        pil = load_thumbnail(path, size)
         data = pil.tobytes("raw", "RGB")
         img = QImage(data, pil.width, pil.height, pil.width * 3, QImage.Format.Format_RGB888)
         return img.copy()  # own the buffer
