@@ -3,6 +3,7 @@ undoable command, with observer callbacks. ``Session`` (session.py) adds the fol
 features and predictions on top; see its docstring for the whole API."""
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import replace
@@ -14,6 +15,7 @@ from .records import valid_colour as _valid_colour
 from .scan import expand_paths
 
 Listener = Callable[[str, dict], None]
+log = logging.getLogger(__name__)
 
 
 class SessionEdits:
@@ -39,8 +41,13 @@ class SessionEdits:
         return lambda: self._listeners.remove(fn) if fn in self._listeners else None
 
     def _emit(self, event: str, **info: object) -> None:
+        """Tell every listener. A failing listener is logged and skipped: it must not leave
+        an edit half-done (the undo history and the state would disagree)."""
         for fn in list(self._listeners):
-            fn(event, info)
+            try:
+                fn(event, info)
+            except Exception:
+                log.exception("session listener %r failed on %r", fn, event)
 
     def _touch(self, stale: bool = True) -> None:
         if stale:

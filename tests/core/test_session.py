@@ -286,3 +286,22 @@ def test_separate_slider_drags_are_separate_undo_steps():
     s.redo()
     s.redo()
     assert s.threshold == 0.6
+
+
+def test_a_failing_listener_does_not_break_edits_or_undo(caplog):
+    s = Session()
+    got = []
+
+    def bad(ev, info):
+        raise RuntimeError("view bug")
+    s.subscribe(bad)
+    unsubscribe = s.subscribe(lambda ev, info: got.append(ev))
+    c = s.add_class("a")
+    s.rename_class(c.id, "b")
+    s.undo()
+    assert s.class_by_id(c.id).name == "a" and s.can_redo
+    assert "view bug" in caplog.text and "classes" in got
+    unsubscribe()
+    n = len(got)
+    s.redo()
+    assert len(got) == n
