@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 
 BACKENDS = ("auto", "onnxruntime", "torch")
 CANCEL_POLL_S = 0.05  # how often a wait for decoding looks at the cancel flag
+CACHE_CHUNK = 4096    # cached vectors fetched and yielded per batch
 
 
 @dataclass
@@ -79,6 +80,13 @@ def choose_device(preference: str = "auto") -> torch.device:
 
 class Cancelled(Exception):
     pass
+
+
+def default_workers(device: torch.device) -> int:
+    """Decode threads: on the CPU inference needs the cores too (and ONNX Runtime uses all
+    of them), so a few; with a GPU, decoding is the bottleneck, so one per core (max 16)."""
+    cores = os.cpu_count() or 2
+    return max(1, min(4, cores) if device.type == "cpu" else min(16, cores))
 
 
 class TorchRunner:
@@ -123,7 +131,7 @@ class Embedder:
         self.device = choose_device(device) if isinstance(device, str) else device
         self.batch_size = max(1, int(batch_size))
         self.cache = cache
-        self.workers = workers or max(1, min(4, (os.cpu_count() or 2)))
+        self.workers = workers or default_workers(self.device)
         self.model_key = backbone_id(model)
         self.requested_backend = backend
         self.threads = threads
@@ -219,21 +227,25 @@ class Embedder:
             yield EmbedBatch([], np.zeros((0, 0), np.float32), problems)
         todo = [p for p in paths if p in keys]
         if self.cache is not None and todo:
-            try:
-                hits = self.cache.get_many(self.model_key, [keys[p] for p in todo])
-            except Exception as e:
-                log.warning("embedding cache not read (%s: %s)", type(e).__name__, e)
-                hits = {}
-            if hits:
-                hit_paths = [p for p in todo if keys[p] in hits]
-                for i in range(0, len(hit_paths), 4096):
-                    check()
-                    chunk = hit_paths[i:i + 4096]
-                    done += len(chunk)
-                    yield EmbedBatch(chunk, np.stack([hits[keys[p]] for p in chunk]), from_cache=True)
+            misses: list[str] = []
+            for i in range(0, len(todo), CACHE_CHUNK):  # streamed: bounded memory, early rows
+                check()
+                chunk = todo[i:i + CACHE_CHUNK]
+                try:
+                    hits = self.cache.get_many(self.model_key, [keys[p] for p in chunk])
+                except Exception as e:
+                    log.warning("embedding cache not read (%s: %s)", type(e).__name__, e)
+                    misses += todo[i:]
+                    break
+                hit_paths = [p for p in chunk if keys[p] in hits]
+                misses += [p for p in chunk if keys[p] not in hits]
+                if hit_paths:
+                    done += len(hit_paths)
+                    yield EmbedBatch(hit_paths, np.stack([hits[keys[p]] for p in hit_paths]),
+                                     from_cache=True)
                     if progress:
                         progress(done, total)
-                todo = [p for p in todo if keys[p] not in hits]
+            todo = misses
         if not todo:
             return
         batches = [todo[i:i + self.batch_size] for i in range(0, len(todo), self.batch_size)]
