@@ -38,6 +38,10 @@ class ScanCancelled(Exception):
     pass
 
 
+def _path_key(r: ImageRecord) -> str:
+    return r.path
+
+
 def _is_hidden(name: str) -> bool:
     return name.startswith(".")
 
@@ -77,7 +81,7 @@ def scan(folder: str | os.PathLike[str], cancel: threading.Event | None = None,
         with it:
             for entry in it:
                 if cancel is not None and cancel.is_set():
-                    return ScanResult(sorted(records), problems, cancelled=True)
+                    return ScanResult(sorted(records, key=_path_key), problems, cancelled=True)
                 name = entry.name
                 if _is_hidden(name):
                     continue
@@ -98,7 +102,7 @@ def scan(folder: str | os.PathLike[str], cancel: threading.Event | None = None,
                     next_report += progress_every
         # depth-first, in name order (sorted at the end anyway)
         stack.extend(sorted(subdirs, reverse=True))
-    records.sort()
+    records.sort(key=_path_key)
     if progress is not None:
         progress(len(records))
     return ScanResult(records, problems)
