@@ -48,13 +48,28 @@ class ExampleStrip(QListWidget):
         self.setWrapping(True)
         self.setUniformItemSizes(True)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.setFixedHeight(2 * (EXAMPLE_ICON + 6) + 6)
+        self.setFixedHeight(self.height_for(1))
         self.setAcceptDrops(False)  # drops go to the card
         self.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
         self.customContextMenuRequested.connect(self._menu)
 
     def selected_paths(self) -> list[str]:
         return [it.data(Qt.ItemDataRole.UserRole) for it in self.selectedItems()]
+
+    @staticmethod
+    def height_for(rows: int) -> int:
+        return rows * (EXAMPLE_ICON + 6) + 6
+
+    def fit_rows(self) -> None:
+        """One row of thumbnails, two when they do not fit (then it scrolls)."""
+        per_row = max(1, (self.viewport().width() - 4) // (EXAMPLE_ICON + 6))
+        rows = 1 if self.count() <= per_row else 2
+        if self.height() != self.height_for(rows):
+            self.setFixedHeight(self.height_for(rows))
+
+    def resizeEvent(self, e) -> None:  # noqa: ANN001,N802
+        super().resizeEvent(e)
+        self.fit_rows()
 
     def keyPressEvent(self, e: QKeyEvent) -> None:  # noqa: N802
         if e.key() in (Qt.Key.Key_Delete, Qt.Key.Key_Backspace) and self.selectedItems():
@@ -157,6 +172,7 @@ class ClassCard(QFrame):
                 it.setToolTip(f"{p}\n{'corrected in review' if src == 'corrected' else 'example'}")
                 self.strip.addItem(it)
         self.strip.setVisible(bool(paths))
+        self.strip.fit_rows()
         self.hint.setVisible(not paths)
 
     def _icon_for(self, path: str) -> QIcon:

@@ -140,21 +140,25 @@ class Engine(QObject):
         self.stopped = False
         self.ensure_features()
 
-    def ensure_features(self, examples_first: bool = False) -> None:
+    def _running(self, job: Job | None) -> bool:
+        """Started and its ``finished`` not yet handled in this (the GUI) thread."""
+        return job is not None and job in self.runner.jobs
+
+    def ensure_features(self, examples_first: bool = False) -> bool:
         """Start embedding what lacks features; if a run is going and new examples need
         features, restart it so they come first."""
         s, lm = self.session, self.loaded
         if s is None or lm is None or self.stopped:
-            return
-        if self.embed_job is not None and not self.embed_job.done:
+            return False
+        if self._running(self.embed_job):
             if examples_first and any(p not in s.features and p not in s.problems
                                       for p in (e.path for e in s.examples)):
                 self._embed_due = True
-                self.embed_job.cancel()
-            return
+                self.embed_job.cancel()  # type: ignore[union-attr]
+            return True
         todo = s.paths_needing_features()
         if not todo:
-            return
+            return False
         embedder = lm.embedder
         from app.core.embedding import Cancelled
 
@@ -172,6 +176,7 @@ class Engine(QObject):
         job.signals.finished.connect(lambda j=job: self._embed_finished(j))
         self.busy.emit(f"Classifying {len(todo):,} image{'s' * (len(todo) != 1)}", len(todo), True)
         self.runner.start(job)
+        return True
 
     def _batch(self, job: Job, batch: Any) -> None:
         if self.session is None or job.model is not self.loaded:  # type: ignore[attr-defined]
@@ -186,7 +191,7 @@ class Engine(QObject):
                                and self.session.paths_needing_features()):
             self._embed_due = False
             if not self.stopped:
-                QTimer.singleShot(0, self.ensure_features)
+                QTimer.singleShot(0, lambda: self.ensure_features() or self.idle.emit(self._summary(job)))
                 return
         self.idle.emit(self._summary(job))
 
@@ -194,7 +199,7 @@ class Engine(QObject):
         s = self.session
         if s is None:
             return ""
-        if job.is_cancelled:
+        if job.is_cancelled and self.stopped:
             return "Classification stopped; it goes on after the next change (or F5)"
         n = sum(1 for p in s.images if p in s.features)
         bad = sum(1 for p in s.images if p in s.problems)
@@ -217,7 +222,7 @@ class Engine(QObject):
         s, lm = self.session, self.loaded
         if s is None:
             return
-        if self.score_job is not None and not self.score_job.done:
+        if self._running(self.score_job):
             self._rescore_due = True
             self.score_job.cancel()
             return
@@ -237,7 +242,7 @@ class Engine(QObject):
         job.signals.result.connect(self._scored)
         job.signals.error.connect(self.error)
         job.signals.finished.connect(lambda j=job: self._score_finished(j))
-        if sj.method == "maml" and (self.embed_job is None or self.embed_job.done):
+        if sj.method == "maml" and not self._running(self.embed_job):
             self.busy.emit("Adapting MAML to the examples...", 0, True)
         self.runner.start(job)
 
@@ -253,7 +258,7 @@ class Engine(QObject):
         if self._rescore_due:
             self._rescore_due = False
             self.schedule_rescore()
-        elif self.embed_job is None or self.embed_job.done:
+        elif not self._running(self.embed_job):
             self.idle.emit("Adaptation cancelled" if job.is_cancelled else "")
 
     @property
