@@ -298,11 +298,14 @@ class Session(SessionEdits):
         self.threshold, self.method, self.model_path = float(threshold), method, model_path
         self.history.clear()
         self._adapted = None
+        self._pred_class[:] = -1     # old predictions refer to the old classes' ids
+        self._pred_conf[:] = np.nan
         self._generation += 1
         self.modified = False
         for ev in ("classes", "examples", "threshold", "method", "model", "history", "stale",
-                   "modified"):
-            self._emit(ev, **({"paths": list(self._examples)} if ev == "examples" else {}))
+                   "modified", "predictions"):
+            info = {"paths": list(self._examples)} if ev == "examples" else {}
+            self._emit(ev, **({"paths": None} if ev == "predictions" else info))
 
 __all__ = ["Session", "ClassInfo", "Example", "Prediction", "ResultRow", "ScoreJob", "Listener",
            "ScoreOutcome", "ScoringError", "ScoringCancelled", "UNKNOWN", "METHODS", "PALETTE",
