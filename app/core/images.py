@@ -138,6 +138,8 @@ class _errors:
         if isinstance(e, (ValueError, SyntaxError, EOFError, IndexError, MemoryError,
                           struct.error, zlib.error)):
             raise ImageError(path, f"cannot decode image ({e or type(e).__name__})") from None
+        if isinstance(e, Exception):  # a plugin's odd failure is still just a bad file
+            raise ImageError(path, f"cannot decode image ({type(e).__name__}: {e})") from None
         return False
 
 
