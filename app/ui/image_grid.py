@@ -7,12 +7,14 @@ examples, A/D (and the arrows) move. Signals carry *source rows* (indices into
 """
 from __future__ import annotations
 
+import os
+
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QKeyEvent, QPainter, QPen
 from PySide6.QtWidgets import (QAbstractItemView, QListView, QMenu, QStyle,
                                QStyledItemDelegate, QStyleOptionViewItem, QWidget)
 
-from .image_model import UNKNOWN, ImageListModel, Roles, Source
+from .image_model import UNKNOWN, ImageListModel, Source
 from .thumbnails import THUMB_SIZE, ThumbnailCache
 
 CELL = QSize(THUMB_SIZE + 16, THUMB_SIZE + 40)
@@ -105,6 +107,7 @@ class ImageGrid(QListView):
     assignRequested = Signal(int, list)   # class index, source rows
     removeRequested = Signal(list)        # source rows (examples/corrections to drop)
     openRequested = Signal(str)
+    folderDropped = Signal(str)           # a folder dropped on the grid: open it
 
     def __init__(self, model: ImageListModel, thumbnails: ThumbnailCache,
                  parent: QWidget | None = None) -> None:
@@ -132,6 +135,40 @@ class ImageGrid(QListView):
         model.modelAboutToBeReset.connect(self._save_selection)
         model.modelReset.connect(self._restore_selection)
         self.setObjectName("imageGrid")
+        self.setAcceptDrops(True)
+        self.setDragDropMode(QAbstractItemView.DragDropMode.DropOnly)
+
+    # a folder dropped from the file manager opens it ----------------------------------------
+    @staticmethod
+    def _dropped_folder(e) -> str | None:  # noqa: ANN001
+        md = e.mimeData()
+        if not md.hasUrls():
+            return None
+        for u in md.urls():
+            p = u.toLocalFile()
+            if p and os.path.isdir(p):
+                return p
+        return None
+
+    def dragEnterEvent(self, e) -> None:  # noqa: ANN001,N802
+        if self._dropped_folder(e):
+            e.acceptProposedAction()
+        else:
+            e.ignore()
+
+    def dragMoveEvent(self, e) -> None:  # noqa: ANN001,N802
+        if self._dropped_folder(e):
+            e.acceptProposedAction()
+        else:
+            e.ignore()
+
+    def dropEvent(self, e) -> None:  # noqa: ANN001,N802
+        folder = self._dropped_folder(e)
+        if folder:
+            e.acceptProposedAction()
+            self.folderDropped.emit(folder)
+        else:
+            e.ignore()
 
     # selection ---------------------------------------------------------------------------
     def selected_source_rows(self) -> list[int]:

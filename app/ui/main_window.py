@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtCore import QUrl
-from PySide6.QtGui import QAction, QCloseEvent, QDesktopServices, QIcon, QKeySequence
-from PySide6.QtWidgets import (QComboBox, QInputDialog, QLabel, QMainWindow, QMessageBox,
+from PySide6.QtGui import QCloseEvent, QDesktopServices
+from PySide6.QtWidgets import (QInputDialog, QLabel, QMainWindow, QMessageBox,
                                QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
+from .actions import build_actions
 from .class_panel import ClassPanel
 from .engine import Engine, LoadedModel, available_devices
 from .file_ops import FileOps
@@ -33,7 +34,6 @@ if TYPE_CHECKING:
     from app.core.session import Session
 
 log = logging.getLogger(__name__)
-METHOD_LABELS = {"protonet": "ProtoNet", "maml": "MAML"}
 
 
 class MainWindow(QMainWindow):
@@ -62,7 +62,7 @@ class MainWindow(QMainWindow):
         self.engine = Engine(cache_path, self)
         self.files = FileOps(self, self.engine, self.settings, lambda: self.session)
         self._build_layout()
-        self._build_actions()
+        build_actions(self)
         self._connect()
         self._set_enabled(False)
         g = self.settings.geometry()
@@ -106,65 +106,6 @@ class MainWindow(QMainWindow):
         split.setSizes([330, 950])
         self.setCentralWidget(split)
 
-    def _action(self, text: str, slot, shortcut=None, icon_name: str | None = None) -> QAction:  # noqa: ANN001
-        a = QAction(icon(icon_name) if icon_name else QIcon(), text, self)
-        if shortcut is not None:
-            if isinstance(shortcut, (list, tuple)):
-                a.setShortcuts([QKeySequence(s) for s in shortcut])
-            else:
-                a.setShortcut(QKeySequence(shortcut))
-        a.triggered.connect(lambda _=False: slot())
-        self.addAction(a)
-        return a
-
-    def _build_actions(self) -> None:
-        K = QKeySequence.StandardKey
-        f = self.files
-        self.act_open = self._action("&Open folder...", f.open_folder, K.Open, "folder-open")
-        self.act_open_project = self._action("Open &project...", f.open_project, "Ctrl+Shift+O", "open-project")
-        self.act_save = self._action("&Save project", f.save_project, K.Save, "save")
-        self.act_save_as = self._action("Save project &as...", lambda: f.save_project(save_as=True), "Ctrl+Shift+S")
-        self.act_export = self._action("&Export CSV...", f.export_csv, "Ctrl+E", "export")
-        self.act_copy = self._action("&Copy into class folders...", lambda: f.to_folders("copy"), None, "copy-to-folders")
-        self.act_move = self._action("&Move into class folders...", lambda: f.to_folders("move"), None, "move-to-folders")
-        self.act_quit = self._action("&Quit", self.close, K.Quit)
-        self.act_undo = self._action("Undo", self.undo, K.Undo, "undo")
-        self.act_redo = self._action("Redo", self.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "redo")
-        self.act_add_class = self._action("&Add class...", self.ask_add_class, "Ctrl+N", "add")
-        self.act_classify = self._action("&Classify / resume", self.engine.resume, "F5", "classify")
-        self.act_settings = self._action("&Settings...", self.show_settings, "Ctrl+,", "settings")
-        self.act_problems = self.problems.toggleViewAction()
-        self.act_problems.setIcon(icon("problems"))
-        self.act_problems.setText("&Problems")
-        mb = self.menuBar()
-        m = mb.addMenu("&File")
-        for a in (self.act_open, self.act_open_project, self.act_save, self.act_save_as, None,
-                  self.act_export, self.act_copy, self.act_move, None, self.act_settings, None, self.act_quit):
-            m.addSeparator() if a is None else m.addAction(a)
-        self.recent_menu = m.addMenu("Recent projects")
-        self.recent_menu.aboutToShow.connect(self._fill_recent)
-        m = mb.addMenu("&Edit")
-        for a in (self.act_undo, self.act_redo, None, self.act_add_class):
-            m.addSeparator() if a is None else m.addAction(a)
-        m = mb.addMenu("&View")
-        m.addAction(self.act_problems)
-        m.addAction(self.act_classify)
-        tb = self.addToolBar("Main")
-        tb.setObjectName("mainToolbar")
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-        for a in (self.act_open, self.act_save, self.act_export, self.act_copy, None, self.act_undo,
-                  self.act_redo, None):
-            tb.addSeparator() if a is None else tb.addAction(a)
-        tb.addWidget(QLabel(" Method: ", tb))
-        self.method_combo = QComboBox(tb)
-        self.method_combo.setObjectName("methodCombo")
-        for key, label in METHOD_LABELS.items():
-            self.method_combo.addItem(label, key)
-        tb.addWidget(self.method_combo)
-        tb.addSeparator()
-        for a in (self.act_classify, self.act_problems, self.act_settings):
-            tb.addAction(a)
-
     def _connect(self) -> None:
         e, cp, g = self.engine, self.class_panel, self.grid
         e.coreReady.connect(self._core_ready)
@@ -187,6 +128,7 @@ class MainWindow(QMainWindow):
         cp.removeExamplesRequested.connect(lambda paths: self._edit(lambda s: s.remove_examples(paths)))
         g.assignRequested.connect(self.assign_rows)
         g.removeRequested.connect(self.remove_rows)
+        g.folderDropped.connect(lambda p: self.files.open_folder(p))
         g.openRequested.connect(lambda p: QDesktopServices.openUrl(QUrl.fromLocalFile(p)))
         self.review.filterChanged.connect(lambda f: self.image_model.set_view_options(filter_=f))
         self.review.sortChanged.connect(lambda s: self.image_model.set_view_options(sort=s))
@@ -396,12 +338,6 @@ class MainWindow(QMainWindow):
         box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
         box.open()
         self.last_warning = (title, message)
-
-    def _fill_recent(self) -> None:
-        self.recent_menu.clear()
-        for p in self.settings.recent_projects:
-            self.recent_menu.addAction(p, lambda p=p: self.files.open_project(p))
-        self.recent_menu.setEnabled(True)
 
     def closeEvent(self, e: QCloseEvent) -> None:  # noqa: N802
         saved = self.files.autosave()  # never lose work; no blocking question on quit
