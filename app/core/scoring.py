@@ -82,6 +82,12 @@ class FeatureTable:
         i = self._index.get(path)
         return None if i is None else self._buf[i]
 
+    def rename(self, old: str, new: str) -> None:
+        """The file moved: its vector now answers to ``new``."""
+        i = self._index.pop(old, None)
+        if i is not None:
+            self._index[new] = i
+
     def locate(self, paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(positions in ``paths`` that have features, their row numbers in ``matrix()``)."""
         get = self._index.get

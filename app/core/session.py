@@ -30,6 +30,7 @@ Folder and features::
     s.add_features(paths, feats, problems=[(path, reason)])   # streamed Embedder batches;
                                              # predicts the new rows at once when a fit exists
     s.problems -> dict[path, reason]
+    s.relocate([(old, new), ...])            # files moved on disk (export "move")
     s.clear_features()                       # after switching to a model with another backbone
     s.load_state(classes, examples, threshold, method, model_path)   # project.apply_project
 
@@ -113,6 +114,31 @@ class Session(SessionEdits):
             self._touch(stale=False)
         if self._adapted is not None:
             self._predict_positions(*self.features.locate(self.images), emit=False)
+        self._emit("predictions", paths=None)
+
+    def relocate(self, moves: Iterable[tuple[str, str]]) -> None:
+        """Files were moved on disk (export "move", ``FileReport.done`` as (source, target)
+        pairs): examples, features, problems and predictions follow them, so nothing is
+        embedded again. Not an undoable edit (the undo history keeps the old paths)."""
+        m = {_norm(a): _norm(b) for a, b in moves}
+        m = {a: b for a, b in m.items() if a != b}
+        if not m:
+            return
+        moved_examples = []
+        for old, new in m.items():
+            e = self._examples.pop(old, None)
+            if e is not None:
+                self._examples[new] = replace(e, path=new)
+                moved_examples += [old, new]
+            self.features.rename(old, new)
+            if old in self.problems:
+                self.problems[new] = self.problems.pop(old)
+        self.images = [m.get(p, p) for p in self.images]
+        self._image_index = {p: i for i, p in enumerate(self.images)}
+        if moved_examples:
+            self._emit("examples", paths=moved_examples)
+            self._touch(stale=False)
+        self._emit("folder")
         self._emit("predictions", paths=None)
 
     def clear_features(self) -> None:

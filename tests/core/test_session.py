@@ -1,4 +1,5 @@
 """The labeling session as the GUI drives it: edits, undo/redo, live scores, no Qt."""
+import os
 import threading
 
 import numpy as np
@@ -305,3 +306,35 @@ def test_a_failing_listener_does_not_break_edits_or_undo(caplog):
     n = len(got)
     s.redo()
     assert len(got) == n
+
+
+def test_moved_files_keep_examples_features_and_predictions(tmp_path):
+    from app.core.export import apply_plan, plan_files
+
+    photos = tmp_path / "photos"
+    ex_r = solid(tmp_path / "ex" / "r.png", "red", seed=1)
+    ex_b = solid(tmp_path / "ex" / "b.png", "blue", seed=2)
+    for c in ("red", "blue"):
+        for i in range(2):
+            solid(photos / f"{c}{i}.png", c, seed=10 + i)
+    model = tiny_model()
+    s = Session()
+    red, blue = s.add_class("red"), s.add_class("blue")
+    s.add_examples(red.id, [ex_r])
+    s.add_examples(blue.id, [ex_b])
+    s.set_folder(photos, scan_folder(photos))
+    r = Embedder(model, device="cpu").embed_paths(s.paths_needing_features())
+    s.add_features(r.paths, r.features, r.problems)
+    s.rescore(model)
+    before = {p: s.prediction(p).label for p in s.images}
+    report = apply_plan(plan_files(s.result_rows(), photos / "sorted"), "move")
+    assert len(report.done) == 6 and not report.failed
+    s.relocate([(op.source, op.target) for op in report.done])
+    assert {e.path for e in s.examples} == {str(photos / "sorted" / "red" / "r.png"),
+                                            str(photos / "sorted" / "blue" / "b.png")}
+    s.set_folder(photos, scan_folder(photos))  # the GUI rescans the folder after a move
+    assert s.paths_needing_features() == []     # nothing is embedded again
+    s.rescore(model)
+    for old, label in before.items():
+        new = str(photos / "sorted" / label / os.path.basename(old))
+        assert s.prediction(new).label == label
