@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QApplication, QMessageBox
 
 log = logging.getLogger("fewshot-label")
 _showing = False
+_open_boxes: list[QMessageBox] = []
 
 
 def log_file() -> Path:
@@ -48,6 +49,8 @@ def show_error(title: str, message: str, details: str = "") -> None:
                       app.activeWindow())
     if details:
         box.setDetailedText(details)
+    _open_boxes.append(box)  # keep it alive until closed (it may have no parent)
+    box.finished.connect(lambda _=0, b=box: _open_boxes.remove(b) if b in _open_boxes else None)
     box.open()  # not exec(): never nest event loops from inside a slot
 
 

@@ -249,8 +249,9 @@ class FileOps(QObject):
             lines = "\n".join(f"{p}: {r}" for p, r in report.failed[:20])
             self.failed.emit(f"Some files could not be {mode}d", lines)
         s = self._session()
-        if mode == "move" and s is not None and s.folder:
-            self.open_folder(s.folder)  # the folder changed under us
+        if mode == "move" and s is not None and report.done:
+            # examples, features and predictions follow the files: nothing is embedded again
+            s.relocate([(op.source, op.target) for op in report.done])
 
     def _ask(self, title: str, text: str) -> bool:
         r = QMessageBox.question(self.window, title, text,

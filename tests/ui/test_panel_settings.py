@@ -106,3 +106,20 @@ def test_command_line_help_is_fast_and_light():
                        timeout=60)
     assert r.returncode == 0, r.stderr
     assert "FOLDER" in r.stdout.upper() and "--model" in r.stdout
+
+
+def test_unexpected_error_shows_a_dialog_and_is_logged(qtbot, caplog):
+    from PySide6.QtWidgets import QApplication, QMessageBox
+
+    from app.ui import errors
+
+    try:
+        raise RuntimeError("disk on fire")
+    except RuntimeError as e:
+        errors.excepthook(type(e), e, e.__traceback__)
+    box = []
+    qtbot.waitUntil(lambda: bool(box.extend(w for w in QApplication.topLevelWidgets()
+                                            if isinstance(w, QMessageBox) and w.isVisible()) or box))
+    assert "disk on fire" in box[0].text()
+    assert "disk on fire" in caplog.text
+    box[0].close()

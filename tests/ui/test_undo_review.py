@@ -130,3 +130,24 @@ def test_copy_into_class_folders_never_overwrites(make_window, qtbot, tmp_path):
     assert all(os.path.exists(p) for p in truth)    # copy leaves the originals
     w.files.confirm = lambda title, text: False
     assert w.files.to_folders("move", str(dest)) is None and all(os.path.exists(p) for p in truth)
+
+
+def test_move_into_class_folders_follows_the_files(make_window, qtbot, tmp_path, monkeypatch):
+    w, red, blue, truth = _setup(make_window, qtbot, tmp_path, n=2)
+    from app.core.embedding import Embedder
+
+    inferred = []
+    real_infer = Embedder._infer
+    monkeypatch.setattr(Embedder, "_infer", lambda self, a: inferred.append(len(a)) or real_infer(self, a))
+    w.files.confirm = lambda title, text: True
+    dest = tmp_path / "sorted"
+    job = w.files.to_folders("move", str(dest))
+    qtbot.waitUntil(lambda: job not in w.engine.runner.jobs, timeout=10_000)
+    wait_idle(qtbot, w)
+    assert not any(os.path.exists(p) for p in truth)
+    moved = {str(dest / c / os.path.basename(p)): c for p, c in truth.items()}
+    assert all(os.path.exists(p) for p in moved)
+    assert sorted(w.image_model.paths) == sorted(moved)
+    names = [c.name for c in w.image_model.classes]
+    assert {p: names[w.image_model.label[w.image_model.row_of[p]]] for p in moved} == moved
+    assert inferred == []                      # nothing embedded again after the move
