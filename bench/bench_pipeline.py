@@ -62,6 +62,62 @@ def run_app(model, paths: list[str], workdir: Path, label: str, batch_size: int,
     cache.close()
 
 
+def _decode_chunk(args: tuple[list[str], object]) -> int:
+    from app.core.images import load_for_model
+
+    paths, spec = args
+    return sum(load_for_model(p, spec).shape[0] > 0 for p in paths)
+
+
+def run_decode_scaling(model, paths: list[str]) -> None:
+    """Decode + preprocess alone: 1 thread, N threads, N processes. Threads that scale as
+    well as processes mean the GIL is not what bounds decoding."""
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    from app.core.images import load_for_model
+
+    spec = model.input_spec
+    n = os.cpu_count() or 1
+    with Timer() as t:
+        for p in paths:
+            load_for_model(p, spec)
+    one = len(paths) / t.s
+    with ThreadPoolExecutor(n) as pool, Timer() as t:
+        list(pool.map(lambda p: load_for_model(p, spec), paths))
+    threads = len(paths) / t.s
+    chunks = [(paths[i::n * 4], spec) for i in range(n * 4)]
+    with ProcessPoolExecutor(n) as pool:
+        pool.submit(int, 0).result()  # start the workers before timing
+        with Timer() as t:
+            list(pool.map(_decode_chunk, chunks))
+    procs = len(paths) / t.s  # arrays stay in the workers: an upper bound for processes
+    say("decode", f"decode+preprocess only ({len(paths)} images): 1 thread {one:.0f} img/s, "
+        f"{n} threads {threads:.0f} img/s, {n} processes {procs:.0f} img/s "
+        "(processes: without sending the arrays back)",
+        {"one": round(one), "threads": round(threads), "processes": round(procs)})
+
+
+def run_ort_batches(model, onnx_dir: Path, seconds: float = 2.0) -> None:
+    """ONNX Runtime alone, by images per session.run: which batch size to use."""
+    from app.core.onnx_backend import OnnxBackbone
+
+    bb = OnnxBackbone.for_model(model, onnx_dir)
+    out = {}
+    for rb in (1, 4, 8, 16, 32, 64):
+        bb.run_batch = rb
+        x = np.random.default_rng(0).standard_normal((64, *model.input_spec.shape),
+                                                     dtype=np.float32)
+        bb(x[:rb])
+        n = 0
+        with Timer() as t:
+            while time.perf_counter() - t.t0 < seconds:
+                bb(x)
+                n += len(x)
+        out[rb] = round(n / t.s, 1)
+    say("ort_batches", "ONNX Runtime alone, img/s by images per run: "
+        + ", ".join(f"{k}: {v}" for k, v in out.items()), out)
+
+
 def run_naive(model, roots: list[Path], limit: int | None, batch_size: int = 32) -> float:
     """What a user would write: ImageFolder + DataLoader + the same backbone, eager, CPU."""
     import torch
@@ -122,6 +178,17 @@ def run_rescore(model, n: int, dim: int = 1280, way: int = 10, shot: int = 5) ->
             f"{1000 * np.median(times):.1f} ms, worst {1000 * max(times):.1f} ms "
             f"(fit + predict, {way}-way {shot}-shot, accuracy on the synthetic data {acc:.2f})",
             round(1000 * float(np.median(times)), 1))
+    protos = torch.from_numpy(np.ascontiguousarray(feats[:way]))
+    q = torch.from_numpy(feats)
+    times = []
+    for _ in range(5):
+        with Timer() as t, torch.no_grad():
+            (q @ protos.T).argmax(1)
+        times.append(t.s)
+    say("rescore.floor", f"floor: one pass over the {n} x {dim} float32 matrix "
+        f"({feats.nbytes / 2**20:.0f} MB), q @ P^T + argmax: median "
+        f"{1000 * np.median(times):.1f} ms", round(1000 * float(np.median(times)), 1))
+    run_session_rescore(holder, feats, ex_idx, ex_labels, way)
     sup = torch.from_numpy(ex_feats)
     lab = torch.from_numpy(ex_labels)
     times = []
@@ -132,6 +199,37 @@ def run_rescore(model, n: int, dim: int = 1280, way: int = 10, shot: int = 5) ->
     say("maml_adapt", f"MAML head adaptation {way}-way {shot}-shot ({mdesc}): median "
         f"{1000 * np.median(times):.1f} ms, worst {1000 * max(times):.1f} ms",
         round(1000 * float(np.median(times)), 1))
+
+
+def run_session_rescore(model, feats: np.ndarray, ex_idx: np.ndarray, ex_labels: np.ndarray,
+                        way: int) -> None:
+    """The app's own path: a Session over ``len(feats)`` images whose features are in
+    memory; one example is added and everything is re-scored (fit, predict, apply)."""
+    from app.core.session import Session
+
+    n = feats.shape[0]
+    paths = [f"/photos/d{i // 1000:03d}/img{i:06d}.jpg" for i in range(n)]
+    s = Session()
+    s.set_folder("/photos", paths)
+    s.add_features(paths, feats)
+    ids = [s.add_class(f"c{c}").id for c in range(way)]
+    for c in range(way):
+        s.add_examples(ids[c], [paths[i] for i, l in zip(ex_idx, ex_labels) if l == c][:-1])
+    spare = {c: [paths[i] for i, l in zip(ex_idx, ex_labels) if l == c][-1] for c in range(way)}
+    for method in ("protonet", "maml"):
+        s.set_method(method)
+        s.rescore(model)
+        times = []
+        for c in range(min(5, way)):
+            s.add_examples(ids[c], [spare[c]])  # an example changes ...
+            with Timer() as t:
+                s.rescore(model)                 # ... and all n images are re-scored
+            times.append(t.s)
+            s.remove_examples([spare[c]])
+        say(f"session_rescore.{method}", f"Session.rescore after adding an example, {method}, "
+            f"{n} images: median {1000 * np.median(times):.1f} ms, worst "
+            f"{1000 * max(times):.1f} ms (gather + fit + predict + apply)",
+            round(1000 * float(np.median(times)), 1))
 
 
 def run_child(args: list[str], timeout: float) -> dict:
@@ -155,7 +253,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--naive-limit", type=int, default=0, help="0: all real images")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=None, help="decode threads (default: app's)")
-    ap.add_argument("--skip", default="", help="comma list: app,camera,naive,rescore,gui,rss")
+    ap.add_argument("--skip", default="", help="comma list: decode,ort,app,camera,naive,rescore,gui,rss")
     ns = ap.parse_args(argv)
     skip = set(filter(None, ns.skip.split(",")))
     if ns.quick:
@@ -179,6 +277,12 @@ def main(argv: list[str] | None = None) -> int:
     onnx_dir = tmp / "onnx"
     t_start = time.perf_counter()
 
+    if "decode" not in skip:
+        print("\n[0] Is decoding GIL-bound? (threads vs processes)")
+        run_decode_scaling(model, real[:600])
+    if "ort" not in skip:
+        print("\n[0b] Inference alone (ONNX Runtime, all cores), by batch size")
+        run_ort_batches(model, onnx_dir)
     if "app" not in skip:
         print(f"\n[1] App pipeline on {len(real)} real JPEGs ({ns.data.name}, all splits)")
         run_app(model, real, tmp, "real", ns.batch_size, ns.workers, onnx_dir)

@@ -32,6 +32,9 @@ log = logging.getLogger(__name__)
 OPSET = 17
 # Exported outputs must match PyTorch to this (relative to the largest feature value).
 TOLERANCE = 1e-3
+# Images per session.run: small batches keep activations in cache; measured on 2 cores
+# (MobileNetV2, 224 px, 2 threads): 4-8 -> ~5 ms CPU per image, 32 -> ~6.8, 128 -> ~7.2.
+RUN_BATCH = 8
 
 
 class OnnxUnavailable(Exception):
@@ -96,7 +99,8 @@ def max_relative_error(a: np.ndarray, b: np.ndarray) -> float:
 class OnnxBackbone:
     """A backbone running in an ``onnxruntime.InferenceSession`` on the CPU."""
 
-    def __init__(self, onnx_path: str | os.PathLike[str], threads: int | None = None) -> None:
+    def __init__(self, onnx_path: str | os.PathLike[str], threads: int | None = None,
+                 run_batch: int = RUN_BATCH) -> None:
         reason = onnxruntime_available()
         if reason:
             raise OnnxUnavailable(reason)
@@ -104,6 +108,7 @@ class OnnxBackbone:
 
         self.path = Path(onnx_path)
         self.threads = threads or (os.cpu_count() or 1)
+        self.run_batch = max(1, int(run_batch))
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.threads
         so.inter_op_num_threads = 1
@@ -119,11 +124,15 @@ class OnnxBackbone:
 
     def __call__(self, images: np.ndarray) -> np.ndarray:
         x = np.ascontiguousarray(images, dtype=np.float32)
-        return self.session.run(None, {self.input_name: x})[0]
+        if len(x) <= self.run_batch:
+            return self.session.run(None, {self.input_name: x})[0]
+        return np.concatenate([self.session.run(None, {self.input_name: x[i:i + self.run_batch]})[0]
+                               for i in range(0, len(x), self.run_batch)])
 
     @classmethod
     def for_model(cls, model: FewShotModel, cache_dir: str | os.PathLike[str] | None = None,
-                  threads: int | None = None, verify: bool = True) -> "OnnxBackbone":
+                  threads: int | None = None, verify: bool = True,
+                  run_batch: int = RUN_BATCH) -> "OnnxBackbone":
         """The ONNX version of ``model``'s backbone, exported on first use into
         ``cache_dir`` (default: the user's cache dir / onnx) as ``<backbone id>.onnx``.
         A freshly exported file is checked against PyTorch (``verify``)."""
@@ -135,7 +144,7 @@ class OnnxBackbone:
         fresh = False
         if path.exists():
             try:
-                backend = cls(path, threads)
+                backend = cls(path, threads, run_batch)
             except OnnxUnavailable as e:  # unreadable leftover: export again
                 log.warning("re-exporting ONNX backbone: %s", e)
                 backend = None
@@ -144,7 +153,7 @@ class OnnxBackbone:
         if backend is None:
             export_backbone(model, path)
             fresh = True
-            backend = cls(path, threads)
+            backend = cls(path, threads, run_batch)
         if fresh and verify:
             err = backend.check_against_torch(model)
             if err > TOLERANCE:
