@@ -114,9 +114,13 @@ class ClassCard(QFrame):
         self.key_label.setObjectName("keyHint")
         self.name_label = QLabel(self)
         self.name_label.setObjectName("className")
-        self.name_label.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        self.name_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.name_label.setMinimumWidth(40)
         self.count_label = QLabel(self)
         self.count_label.setObjectName("countLabel")
+        self.count_label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.count_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.count_label.setMinimumWidth(20)
         self.add_button = QToolButton(self)
         self.add_button.setText("Add images...")
         self.add_button.setIcon(icon("add-images"))
@@ -136,15 +140,17 @@ class ClassCard(QFrame):
         self.delete_action.triggered.connect(lambda: self.deleteRequested.emit(self.class_id))
         menu.addAction(self.delete_action)
         self.menu_button.setMenu(menu)
+        self.key_label.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         for w in (self.colour_button, self.key_label, self.name_label, self.count_label,
                   self.add_button, self.menu_button):
-            top.addWidget(w)
+            top.addWidget(w, 2 if w is self.name_label else 1 if w is self.count_label else 0)
         lay.addLayout(top)
         self.strip = ExampleStrip(self)
         self.strip.removeRequested.connect(self.removeExamplesRequested)
         self.hint = QLabel("Drop example images or folders here", self)
         self.hint.setObjectName("dropHint")
         self.hint.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.hint.setWordWrap(True)
         lay.addWidget(self.strip)
         lay.addWidget(self.hint)
         self._paths: list[str] = []
@@ -161,6 +167,8 @@ class ClassCard(QFrame):
         self.name_label.setText(view.name)
         n = len(view.examples)
         self.count_label.setText(f"{n} example{'s' * (n != 1)}")
+        self.count_label.setMinimumWidth(self.count_label.fontMetrics().horizontalAdvance(
+            self.count_label.text()) + 4)
         self.setStyleSheet(f"#classCard {{ border-left: 5px solid {view.colour}; }}")
         paths = [p for p, _ in view.examples]
         if paths != self._paths:
@@ -274,6 +282,8 @@ class ClassPanel(QWidget):
         self.scroll = QScrollArea(self)
         self.scroll.setWidgetResizable(True)
         self.scroll.setFrameShape(QFrame.Shape.NoFrame)
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setMinimumWidth(250)
         body = QWidget(self.scroll)
         self.cards_layout = QVBoxLayout(body)
         self.cards_layout.setContentsMargins(0, 0, 0, 0)

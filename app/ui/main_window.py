@@ -102,7 +102,9 @@ class MainWindow(QMainWindow):
         split = QSplitter(self)
         split.addWidget(self.class_panel)
         split.addWidget(right)
+        split.setStretchFactor(0, 0)
         split.setStretchFactor(1, 1)
+        split.setCollapsible(0, False)
         split.setSizes([330, 950])
         self.setCentralWidget(split)
 

@@ -3,7 +3,7 @@ confidence threshold (below it an image counts as "unknown")."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSlider, QWidget
+from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSlider, QWidget
 
 from .image_model import ClassStyle, Filter, Sort
 from .icons import colour_icon
@@ -28,7 +28,8 @@ class ReviewBar(QWidget):
         lay.setContentsMargins(6, 4, 6, 4)
         self.filter = QComboBox(self)
         self.filter.setObjectName("filterCombo")
-        self.filter.setMinimumContentsLength(18)
+        self.filter.setMinimumContentsLength(10)
+        self.filter.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.sort = QComboBox(self)
         self.sort.setObjectName("sortCombo")
         for text, v in SORTS:
@@ -36,17 +37,19 @@ class ReviewBar(QWidget):
         self.threshold = QSlider(Qt.Orientation.Horizontal, self)
         self.threshold.setObjectName("thresholdSlider")
         self.threshold.setRange(0, 100)
-        self.threshold.setFixedWidth(160)
+        self.threshold.setMinimumWidth(80)
+        self.threshold.setMaximumWidth(160)
         self.threshold.setToolTip("Images whose confidence is below this count as \"unknown\"")
         self.threshold_label = QLabel(self)
         self.threshold_label.setMinimumWidth(36)
         self.counts = QLabel(self)
         self.counts.setObjectName("countsLabel")
+        self.counts.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.counts.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         for w in (QLabel("Show:", self), self.filter, QLabel("Sort:", self), self.sort,
                   QLabel("Unknown below:", self), self.threshold, self.threshold_label):
             lay.addWidget(w)
-        lay.addStretch(1)
-        lay.addWidget(self.counts)
+        lay.addWidget(self.counts, 1)
         self._classes: list[ClassStyle] = []
         self.set_classes([])
         self.filter.currentIndexChanged.connect(lambda _: self.filterChanged.emit(self.current_filter()))
