@@ -123,3 +123,45 @@ def test_unexpected_error_shows_a_dialog_and_is_logged(qtbot, caplog):
     assert "disk on fire" in box[0].text()
     assert "disk on fire" in caplog.text
     box[0].close()
+
+
+def test_folder_given_on_the_command_line_opens_after_the_model(make_window, qtbot, tmp_path):
+    truth = coloured_folder(tmp_path / "photos", 1, 2)
+    w = make_window(folder=str(tmp_path / "photos"))
+    qtbot.waitUntil(lambda: sorted(w.image_model.paths) == sorted(truth), timeout=10_000)
+    assert w.stack.currentWidget() is w.grid
+
+
+def test_a_model_that_does_not_load_is_a_message_not_a_crash(qtbot, tmp_path):
+    from app.ui.main_window import MainWindow
+    from app.ui.settings import AppSettings
+
+    bad = tmp_path / "broken"
+    (tmp_path / "broken.json").write_text("{not json")
+    w = MainWindow(model_path=str(bad), settings=AppSettings(str(tmp_path / "s.ini")),
+                   cache_path=str(tmp_path / "c.sqlite"))
+    qtbot.addWidget(w)
+    w.show()
+    qtbot.waitUntil(lambda: hasattr(w, "last_warning"), timeout=60_000)
+    assert w.last_warning[0] == "The model could not be loaded" and "broken" in w.last_warning[1]
+    assert w.session is not None and w.engine.loaded is None
+    assert w.add_class("still works") is not None   # the session is usable; choose a model later
+    w.close()
+
+
+def test_settings_dialog_switches_device_and_reloads(make_window, qtbot, monkeypatch):
+    from app.ui.settings_dialog import SettingsDialog
+
+    w = make_window()
+    first = w.engine.loaded
+
+    def fake_exec(dlg):
+        dlg.device.setCurrentIndex(dlg.device.findData("cpu"))
+        dlg.batch.setValue(8)
+        return 1
+
+    monkeypatch.setattr(SettingsDialog, "exec", fake_exec)
+    w.show_settings()
+    qtbot.waitUntil(lambda: w.engine.loaded is not first and not w.engine.working, timeout=60_000)
+    assert w.settings.device == "cpu" and w.settings.batch_size == 8
+    assert w.engine.loaded.device == "cpu" and w.engine.loaded.embedder.batch_size == 8
