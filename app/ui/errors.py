@@ -78,5 +78,19 @@ def _show(msg: str, text: str) -> None:
         _showing = False
 
 
+def _qt_message(mode, context, message: str) -> None:  # noqa: ANN001
+    """Qt's own warnings (e.g. a corrupt JPEG while drawing its thumbnail) go to the log,
+    not to the terminal of a user who never opened one."""
+    from PySide6.QtCore import QtMsgType
+
+    level = {QtMsgType.QtDebugMsg: logging.DEBUG, QtMsgType.QtInfoMsg: logging.INFO,
+             QtMsgType.QtWarningMsg: logging.WARNING}.get(mode, logging.ERROR)
+    logging.getLogger("qt").log(level, "%s", message)
+
+
 def install_excepthook() -> None:
+    """Unexpected exceptions -> log + dialog; Qt messages -> log."""
+    from PySide6.QtCore import qInstallMessageHandler
+
     sys.excepthook = excepthook
+    qInstallMessageHandler(_qt_message)

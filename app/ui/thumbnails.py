@@ -72,7 +72,7 @@ class _Loader(QRunnable):
 class ThumbnailCache(QObject):
     ready = Signal(str)
 
-    def __init__(self, capacity: int = 3000, size: int = THUMB_SIZE, threads: int = 2,
+    def __init__(self, capacity: int = 1200, size: int = THUMB_SIZE, threads: int = 2,
                  max_pending: int = 400, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.size = size
