@@ -151,3 +151,17 @@ def test_move_into_class_folders_follows_the_files(make_window, qtbot, tmp_path,
     names = [c.name for c in w.image_model.classes]
     assert {p: names[w.image_model.label[w.image_model.row_of[p]]] for p in moved} == moved
     assert inferred == []                      # nothing embedded again after the move
+
+
+def test_a_and_d_step_through_the_grid(make_window, qtbot, tmp_path):
+    w, red, blue, truth = _setup(make_window, qtbot, tmp_path, n=2)
+    m = w.image_model
+    w.grid.setCurrentIndex(m.index(0))
+    qtbot.keyClick(w.grid, Qt.Key.Key_D)
+    qtbot.keyClick(w.grid, Qt.Key.Key_D)
+    assert w.grid.currentIndex().row() == 2
+    assert w.grid.selected_source_rows() == [m.source_row(2)]
+    qtbot.keyClick(w.grid, Qt.Key.Key_A)
+    assert w.grid.currentIndex().row() == 1
+    qtbot.keyClick(w.grid, Qt.Key.Key_2)      # and a digit labels the image under the cursor
+    assert w.session.example(m.path_at(1)).class_id == blue.id
