@@ -14,8 +14,12 @@ outputs are checked against PyTorch on a random batch; a mismatch raises
 from __future__ import annotations
 
 import io
+import json
 import logging
 import os
+import subprocess
+import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -37,6 +41,10 @@ TOLERANCE = 1e-3
 RUN_BATCH = 8
 
 
+# backbone id -> a file exported (and verified) by this process, reused for other folders
+_EXPORTED: dict[str, Path] = {}
+
+
 class OnnxUnavailable(Exception):
     """ONNX Runtime cannot run this backbone; ``str(e)`` says why (for the log)."""
 
@@ -54,14 +62,18 @@ def onnxruntime_available() -> str | None:
     return None
 
 
-def export_backbone(model: FewShotModel, path: str | os.PathLike[str]) -> None:
-    """Export ``model.backbone`` (eval mode, CPU, float32) to ONNX at ``path``, atomically.
-    Input ``images`` (batch, C, H, W) float32 -> output ``features`` (batch, D)."""
-    backbone = model.backbone
+def _check_exportable(backbone: torch.nn.Module) -> None:
     if isinstance(backbone, Identity):
         raise OnnxUnavailable("the identity backbone has nothing to accelerate")
     if any(not getattr(m, "track_running_stats", True) for m in backbone.modules()):
         raise OnnxUnavailable("batch norm without running statistics depends on the batch")
+
+
+def export_backbone(model: FewShotModel, path: str | os.PathLike[str]) -> None:
+    """Export ``model.backbone`` (eval mode, CPU, float32) to ONNX at ``path``, atomically.
+    Input ``images`` (batch, C, H, W) float32 -> output ``features`` (batch, D)."""
+    backbone = model.backbone
+    _check_exportable(backbone)
     was_training = backbone.training
     backbone.eval()
     params = list(backbone.parameters())
@@ -83,6 +95,62 @@ def export_backbone(model: FewShotModel, path: str | os.PathLike[str]) -> None:
     finally:
         model.backbone.train(was_training)
     atomic_write_bytes(path, buf.getvalue())
+
+
+def export_backbone_isolated(model: FewShotModel, path: str | os.PathLike[str],
+                             timeout: float = 600.0) -> None:
+    """``export_backbone`` in a child Python process. The TorchScript exporter holds the
+    GIL for up to a few hundred milliseconds at a time, which would freeze the GUI thread
+    of this process; a child process cannot. Falls back to exporting in this process when
+    no child can be started (e.g. a frozen application)."""
+    backbone = model.backbone
+    _check_exportable(backbone)
+    if getattr(sys, "frozen", False):
+        export_backbone(model, path)
+        return
+    from safetensors.torch import save_file
+
+    with tempfile.TemporaryDirectory(prefix="fewshot-onnx-") as d:
+        weights = {k: (v.detach().to("cpu", torch.float32) if v.is_floating_point()
+                       else v.detach().cpu()).contiguous()
+                   for k, v in backbone.state_dict().items()}
+        save_file(weights, os.path.join(d, "backbone.safetensors"))
+        arch = {"backbone": backbone.config(), "input": model.input_spec.to_dict()}  # type: ignore[operator]
+        with open(os.path.join(d, "arch.json"), "w", encoding="utf-8") as f:
+            json.dump(arch, f)
+        root = str(Path(__file__).resolve().parents[2])
+        env = {**os.environ,
+               "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+        try:
+            proc = subprocess.run([sys.executable, "-m", "app.core.onnx_backend", d, os.fspath(path)],
+                                  capture_output=True, text=True, timeout=timeout, env=env)
+        except (OSError, subprocess.SubprocessError) as e:
+            log.warning("ONNX export in a child process failed to run (%s); exporting here", e)
+            export_backbone(model, path)
+            return
+    if proc.returncode != 0:
+        lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
+        raise OnnxUnavailable(lines[-1] if lines else f"export process exited with {proc.returncode}")
+
+
+def _export_child(folder: str, out: str) -> None:
+    """Entry point of the child process of ``export_backbone_isolated``."""
+    from safetensors.torch import load_file
+
+    from .backbones import build_backbone
+    from .learners import ProtoNet
+    from .model import InputSpec
+
+    with open(os.path.join(folder, "arch.json"), encoding="utf-8") as f:
+        arch = json.load(f)
+    backbone = build_backbone(arch["backbone"])
+    backbone.load_state_dict(load_file(os.path.join(folder, "backbone.safetensors")))
+    model = FewShotModel(backbone, {"protonet": ProtoNet()}, InputSpec.from_dict(arch["input"]))
+    try:
+        export_backbone(model.eval(), out)
+    except OnnxUnavailable as e:
+        print(str(e), file=sys.stderr)
+        raise SystemExit(3) from None
 
 
 def _cpu_float_copy(module: torch.nn.Module) -> torch.nn.Module:
@@ -132,16 +200,25 @@ class OnnxBackbone:
     @classmethod
     def for_model(cls, model: FewShotModel, cache_dir: str | os.PathLike[str] | None = None,
                   threads: int | None = None, verify: bool = True,
-                  run_batch: int = RUN_BATCH) -> "OnnxBackbone":
+                  run_batch: int = RUN_BATCH, isolate: bool = True) -> "OnnxBackbone":
         """The ONNX version of ``model``'s backbone, exported on first use into
         ``cache_dir`` (default: the user's cache dir / onnx) as ``<backbone id>.onnx``.
-        A freshly exported file is checked against PyTorch (``verify``)."""
+        A freshly exported file is checked against PyTorch (``verify``). ``isolate``:
+        export in a child process (keeps this process's GUI thread responsive)."""
         reason = onnxruntime_available()
         if reason:
             raise OnnxUnavailable(reason)
         folder = Path(cache_dir) if cache_dir is not None else onnx_cache_dir()
-        path = folder / f"{backbone_id(model)}.onnx"
+        key = backbone_id(model)
+        path = folder / f"{key}.onnx"
         fresh = False
+        earlier = _EXPORTED.get(key)
+        if not path.exists() and earlier is not None and earlier != path:
+            try:  # exported into another folder earlier in this process: copy, don't trace
+                atomic_write_bytes(path, earlier.read_bytes())
+                fresh = True
+            except OSError:
+                pass
         if path.exists():
             try:
                 backend = cls(path, threads, run_batch)
@@ -151,12 +228,14 @@ class OnnxBackbone:
         else:
             backend = None
         if backend is None:
-            export_backbone(model, path)
+            (export_backbone_isolated if isolate else export_backbone)(model, path)
             fresh = True
             backend = cls(path, threads, run_batch)
+        _EXPORTED[key] = path
         if fresh and verify:
             err = backend.check_against_torch(model)
             if err > TOLERANCE:
+                _EXPORTED.pop(key, None)
                 try:
                     path.unlink()
                 except OSError:
@@ -181,3 +260,7 @@ class OnnxBackbone:
         finally:
             backbone.train(was_training)
         return max_relative_error(self(x.numpy()), ref)
+
+
+if __name__ == "__main__":  # python -m app.core.onnx_backend FOLDER OUT.onnx (see above)
+    _export_child(sys.argv[1], sys.argv[2])

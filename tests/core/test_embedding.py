@@ -17,6 +17,12 @@ from app.core.model import OMNIGLOT_INPUT, FewShotModel, InputSpec
 SPEC = InputSpec(size=(32, 32), resize="center_crop", crop_fraction=0.875)
 
 
+@pytest.fixture(scope="module")
+def onnx_dir(tmp_path_factory):
+    """One export folder for the module: the same model is exported once, then reused."""
+    return tmp_path_factory.mktemp("onnx")
+
+
 def _model(seed=0):
     torch.manual_seed(seed)
     bb = Conv4(3, hidden=8, out_channels=8)
@@ -46,17 +52,17 @@ def _reference(model, paths):
 
 
 @pytest.mark.parametrize("backend", ["onnxruntime", "torch"])
-def test_features_match_the_model(tmp_path, backend):
+def test_features_match_the_model(tmp_path, backend, onnx_dir):
     model = _model()
     paths = _images(tmp_path, 7)
-    emb = Embedder(model, device="cpu", batch_size=3, backend=backend, onnx_dir=tmp_path / "onnx")
+    emb = Embedder(model, device="cpu", batch_size=3, backend=backend, onnx_dir=onnx_dir)
     res = emb.embed_paths(paths)
     assert emb.backend == backend
     assert res.paths == paths and not res.problems
     np.testing.assert_allclose(res.features, _reference(model, paths), rtol=1e-4, atol=1e-5)
 
 
-def test_bad_files_are_reported_and_skipped(tmp_path):
+def test_bad_files_are_reported_and_skipped(tmp_path, onnx_dir):
     good = _images(tmp_path, 3)
     (tmp_path / "notes.jpg").write_text("not a picture")
     truncated = tmp_path / "cut.jpg"
@@ -64,7 +70,7 @@ def test_bad_files_are_reported_and_skipped(tmp_path):
     (tmp_path / "empty.png").write_bytes(b"")
     bad = [str(tmp_path / "notes.jpg"), str(truncated), str(tmp_path / "empty.png"),
            str(tmp_path / "gone.jpg")]
-    emb = Embedder(_model(), device="cpu", batch_size=2, onnx_dir=tmp_path / "onnx")
+    emb = Embedder(_model(), device="cpu", batch_size=2, onnx_dir=onnx_dir)
     res = emb.embed_paths(bad[:2] + good + bad[2:])
     assert res.paths == good
     reasons = {p.path: p.reason for p in res.problems}
@@ -74,13 +80,13 @@ def test_bad_files_are_reported_and_skipped(tmp_path):
     assert all(reasons.values())
 
 
-def test_second_run_comes_from_the_cache(tmp_path):
+def test_second_run_comes_from_the_cache(tmp_path, onnx_dir):
     model = _model()
     paths = _images(tmp_path, 5)
     cache = EmbeddingCache(tmp_path / "c.sqlite")
-    first = Embedder(model, device="cpu", batch_size=2, cache=cache, onnx_dir=tmp_path / "o")
+    first = Embedder(model, device="cpu", batch_size=2, cache=cache, onnx_dir=onnx_dir)
     r1 = first.embed_paths(paths)
-    again = Embedder(model, device="cpu", batch_size=2, cache=cache, onnx_dir=tmp_path / "o")
+    again = Embedder(model, device="cpu", batch_size=2, cache=cache, onnx_dir=onnx_dir)
     batches = list(again.iter_embed(paths))
     assert all(b.from_cache for b in batches)
     assert again.backend is None  # nothing needed inference: no backend was even built
@@ -96,17 +102,17 @@ def test_second_run_comes_from_the_cache(tmp_path):
         _reference(model, [paths[1]])[0], rtol=1e-4, atol=1e-5)
 
 
-def test_a_broken_cache_does_not_stop_embedding(tmp_path):
+def test_a_broken_cache_does_not_stop_embedding(tmp_path, onnx_dir):
     cache = EmbeddingCache(tmp_path / "c.sqlite")
     cache.close()  # every read and write now fails
     paths = _images(tmp_path, 3)
-    res = Embedder(_model(), device="cpu", cache=cache, onnx_dir=tmp_path / "o").embed_paths(paths)
+    res = Embedder(_model(), device="cpu", cache=cache, onnx_dir=onnx_dir).embed_paths(paths)
     assert res.paths == paths
 
 
-def test_cancel_after_first_batch_stops_production(tmp_path):
+def test_cancel_after_first_batch_stops_production(tmp_path, onnx_dir):
     paths = _images(tmp_path, 40)
-    emb = Embedder(_model(), device="cpu", batch_size=4, onnx_dir=tmp_path / "o")
+    emb = Embedder(_model(), device="cpu", batch_size=4, onnx_dir=onnx_dir)
     cancel = threading.Event()
     seen = []
     with pytest.raises(Cancelled):
@@ -116,10 +122,10 @@ def test_cancel_after_first_batch_stops_production(tmp_path):
     assert len(seen) == 1 and len(seen[0].paths) == 4
 
 
-def test_cancel_from_progress_callback_and_before_start(tmp_path):
+def test_cancel_from_progress_callback_and_before_start(tmp_path, onnx_dir):
     paths = _images(tmp_path, 20)
     cache = EmbeddingCache(tmp_path / "c.sqlite")
-    emb = Embedder(_model(), device="cpu", batch_size=5, cache=cache, onnx_dir=tmp_path / "o")
+    emb = Embedder(_model(), device="cpu", batch_size=5, cache=cache, onnx_dir=onnx_dir)
     cancel = threading.Event()
     calls = []
 
@@ -135,10 +141,10 @@ def test_cancel_from_progress_callback_and_before_start(tmp_path):
         next(emb.iter_embed(paths, cancel=cancel))  # already cancelled: nothing at all
 
 
-def test_cancel_while_a_batch_is_decoding(tmp_path):
+def test_cancel_while_a_batch_is_decoding(tmp_path, onnx_dir):
     """One huge batch: cancelling from another thread ends it without finishing the batch."""
     paths = _images(tmp_path, 60, size=(400, 300))
-    emb = Embedder(_model(), device="cpu", batch_size=1000, workers=1, onnx_dir=tmp_path / "o")
+    emb = Embedder(_model(), device="cpu", batch_size=1000, workers=1, onnx_dir=onnx_dir)
     cancel = threading.Event()
     decoded = []
     real = emb._decode
@@ -155,21 +161,21 @@ def test_cancel_while_a_batch_is_decoding(tmp_path):
     assert len(decoded) < len(paths)
 
 
-def test_auto_backend_falls_back_with_a_reason(tmp_path):
+def test_auto_backend_falls_back_with_a_reason(tmp_path, onnx_dir):
     model = FewShotModel(Identity((1, 28, 28)), {"protonet": ProtoNet()}, OMNIGLOT_INPUT)
     rng = np.random.default_rng(1)
     p = tmp_path / "a.png"
     Image.fromarray(rng.integers(0, 255, (28, 28), dtype=np.uint8)).save(p)
-    emb = Embedder(model, device="cpu", onnx_dir=tmp_path / "o")
+    emb = Embedder(model, device="cpu", onnx_dir=onnx_dir)
     res = emb.embed_paths([p])
     assert emb.backend == "torch"
     assert "ONNX Runtime not used" in emb.describe() and "identity" in emb.describe()
     assert res.features.shape == (1, 28 * 28)
 
 
-def test_auto_backend_on_cpu_is_onnxruntime(tmp_path):
+def test_auto_backend_on_cpu_is_onnxruntime(tmp_path, onnx_dir):
     pytest.importorskip("onnxruntime")
-    emb = Embedder(_model(), device="cpu", onnx_dir=tmp_path / "o")
+    emb = Embedder(_model(), device="cpu", onnx_dir=onnx_dir)
     emb.embed_paths(_images(tmp_path, 2))
     assert emb.backend == "onnxruntime" and "ONNX Runtime" in emb.describe()
 

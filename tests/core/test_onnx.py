@@ -39,10 +39,11 @@ def _conv4(seed=0):
                         InputSpec(size=(32, 32), resize="stretch", crop_fraction=1.0)).eval()
 
 
-@pytest.mark.parametrize("make", [_mobilenet, _conv4], ids=["mobilenetv2", "conv4"])
-def test_onnx_matches_pytorch(make, tmp_path):
+@pytest.mark.parametrize("make,isolate", [(_mobilenet, False), (_conv4, True)],
+                         ids=["mobilenetv2", "conv4-exported-in-child-process"])
+def test_onnx_matches_pytorch(make, isolate, tmp_path):
     model = make()
-    ort_bb = OnnxBackbone.for_model(model, tmp_path, threads=1, run_batch=2)
+    ort_bb = OnnxBackbone.for_model(model, tmp_path, threads=1, run_batch=2, isolate=isolate)
     for batch in (1, 5):  # the batch dimension is dynamic; 5 runs as 2 + 2 + 1
         x = torch.randn(batch, *model.input_spec.shape)
         with torch.no_grad():
@@ -55,23 +56,32 @@ def test_onnx_matches_pytorch(make, tmp_path):
 
 def test_export_is_reused_and_keyed_by_weights(tmp_path):
     model = _conv4(0)
-    first = OnnxBackbone.for_model(model, tmp_path, threads=1)
+    first = OnnxBackbone.for_model(model, tmp_path, threads=1, isolate=False)
     assert first.path.name == f"{backbone_id(model)}.onnx"
     stamp = first.path.stat().st_mtime_ns
-    again = OnnxBackbone.for_model(model, tmp_path, threads=1)
+    again = OnnxBackbone.for_model(model, tmp_path, threads=1, isolate=False)
     assert again.path == first.path and again.path.stat().st_mtime_ns == stamp
-    other = OnnxBackbone.for_model(_conv4(1), tmp_path, threads=1)  # other weights
+    other = OnnxBackbone.for_model(_conv4(1), tmp_path, threads=1, isolate=False)  # other weights
     assert other.path != first.path
     x = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     assert not np.allclose(first(x), other(x))
     assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporaries
 
 
+def test_another_cache_folder_gets_the_same_export(tmp_path):
+    model = _conv4(2)
+    a = OnnxBackbone.for_model(model, tmp_path / "a", threads=1, isolate=False)
+    b = OnnxBackbone.for_model(model, tmp_path / "b", threads=1, isolate=False)
+    assert b.path.parent == tmp_path / "b" and b.path.name == a.path.name
+    assert b.path.read_bytes() == a.path.read_bytes()
+    assert b.check_against_torch(model) < 1e-4
+
+
 def test_damaged_export_is_redone(tmp_path):
     model = _conv4(0)
     path = tmp_path / f"{backbone_id(model)}.onnx"
     path.write_bytes(b"half a file")
-    bb = OnnxBackbone.for_model(model, tmp_path, threads=1)
+    bb = OnnxBackbone.for_model(model, tmp_path, threads=1, isolate=False)
     assert bb.check_against_torch(model) < 1e-4
 
 
