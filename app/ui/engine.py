@@ -136,6 +136,15 @@ class Engine(QObject):
         self.modelFailed.emit(msg)
 
     # embedding ----------------------------------------------------------------------
+    def restart(self) -> None:
+        """The folder changed: stop embedding the old one and start on the new one."""
+        self.stopped = False
+        if self._running(self.embed_job):
+            self._embed_due = True
+            self.embed_job.cancel()  # type: ignore[union-attr]
+        else:
+            self.ensure_features()
+
     def resume(self) -> None:
         self.stopped = False
         self.ensure_features()

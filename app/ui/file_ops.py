@@ -94,9 +94,8 @@ class FileOps(QObject):
         self.settings.last_folder = folder
         n = len(result.records)
         self.engine.idle.emit(f"{n:,} image{'s' * (n != 1)} in {folder}")
-        self.engine.stopped = False
         self.folderOpened.emit(folder)
-        self.engine.ensure_features()
+        self.engine.restart()
 
     def cancel_scan(self) -> None:
         if self.scan_job is not None:

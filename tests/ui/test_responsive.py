@@ -51,3 +51,31 @@ def test_window_module_does_not_import_torch():
             "sys.exit(1 if 'torch' in sys.modules else 0)")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr or "torch was imported by the window modules"
+
+
+def test_opening_another_folder_mid_run_switches_to_it(make_window, qtbot, tmp_path, monkeypatch):
+    real_infer = Embedder._infer
+    seen: list[int] = []
+
+    def slow_infer(self, arrays):
+        seen.append(len(arrays))
+        time.sleep(0.05)
+        return real_infer(self, arrays)
+
+    monkeypatch.setattr(Embedder, "_infer", slow_infer)
+    w = make_window()
+    w.engine.loaded.embedder.batch_size = 4
+    red, blue = w.add_class("red"), w.add_class("blue")
+    drop_files(w.class_panel.card(red.id), [solid(tmp_path / "r.png", "red")])
+    drop_files(w.class_panel.card(blue.id), [solid(tmp_path / "b.png", "blue", seed=9)])
+    coloured_folder(tmp_path / "big", 60, 60)
+    small = coloured_folder(tmp_path / "small", 3, 3, seed=900)
+    w.files.open_folder(str(tmp_path / "big"))
+    qtbot.waitUntil(lambda: len(seen) >= 3, timeout=20_000)   # the big folder is under way
+    w.files.open_folder(str(tmp_path / "small"))
+    wait_idle(qtbot, w)
+    m = w.image_model
+    assert sorted(m.paths) == sorted(small) and m.counts()["done"] == len(small)
+    names = [c.name for c in m.classes]
+    assert {p: names[m.label[m.row_of[p]]] for p in small} == small
+    assert sum(seen) < 120            # the rest of the big folder was not embedded
