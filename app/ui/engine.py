@@ -11,6 +11,7 @@ batch by batch, and (re)scoring from cached features. Qt glue only; the work is 
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +67,7 @@ def load_model(path: str | None, device_pref: str, batch_size: int,
     except Exception as e:  # asked for CUDA/MPS where there is none
         note = f"device {device_pref!r} is not usable here ({str(e).splitlines()[0]}); using the CPU"
         device = torch.device("cpu")
+    path = os.path.abspath(path)
     model, card = load_checkpoint(path, device=device)
     cache = EmbeddingCache(cache_path) if cache_path else EmbeddingCache()
     embedder = Embedder(model, device=device, batch_size=batch_size, cache=cache, workers=2)
@@ -113,8 +115,8 @@ class Engine(QObject):
         cache = self.cache_path
         job = Job(lambda ctx: load_model(path, device, batch_size, cache), name="Loading the model")
         self.model_job = job
-        job.signals.result.connect(self._model_ready)
-        job.signals.error.connect(self._model_failed)
+        job.signals.result.connect(lambda lm, j=job: self._model_ready(lm) if j is self.model_job else None)
+        job.signals.error.connect(lambda m, j=job: self._model_failed(m) if j is self.model_job else None)
         self.busy.emit("Loading the model...", 0, False)
         self.runner.start(job)
 
@@ -127,7 +129,7 @@ class Engine(QObject):
         self.modelLoaded.emit(lm)
         self.idle.emit(f"Model {describe(lm.card, lm.path)} on {lm.device}"
                        + (f" ({lm.note})" if lm.note else ""))
-        self.ensure_features()
+        self.restart()  # a run of the previous model stops; this one takes over
         self.schedule_rescore()
 
     def _model_failed(self, msg: str) -> None:

@@ -142,8 +142,7 @@ class FileOps(QObject):
         except ProjectError as e:
             self.failed.emit("Cannot open the project", str(e))
             return False
-        loaded = self.engine.loaded
-        apply_project(s, data)
+        apply_project(s, data)  # its "model" event makes the window load the project's model
         self.project_path = os.path.abspath(path)
         self.settings.add_recent_project(self.project_path)
         self.projectChanged.emit(self.project_path)
@@ -152,8 +151,6 @@ class FileOps(QObject):
             self.failed.emit("Some examples are missing",
                              f"{n} example file{'s' * (n != 1)} of the project no longer exist "
                              f"(e.g. {data.missing[0]}); they are skipped.")
-        if data.model_path and (loaded is None or os.path.abspath(loaded.path) != os.path.abspath(data.model_path)):
-            self.engine.load(data.model_path, self.settings.device, self.settings.batch_size)
         if data.folder:
             self.open_folder(data.folder)
         else:

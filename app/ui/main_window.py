@@ -164,6 +164,7 @@ class MainWindow(QMainWindow):
         self.review.set_threshold(s.threshold)
         self._set_enabled(True)
         self._update_history()
+        self._update_title()
         folder, project = self._pending
         self._pending = (None, None)
         if project:
@@ -182,7 +183,7 @@ class MainWindow(QMainWindow):
         if s is not None and s.method not in methods:
             s.method = lm.model.default_method
         self._sync_method()
-        self.setWindowTitle(self.windowTitle())
+        self._update_title()
         self.status.set_counts(f"Model: {lm.card.get('name', os.path.basename(lm.path))} ({lm.device})")
 
     def _session_event(self, event: str, info: dict) -> None:

@@ -104,3 +104,38 @@ def _state(w):
         "labels": [names.get(int(c), "?") for c in cls],
         "conf": np.round(conf, 5).tolist(),
     }
+
+
+def test_project_brings_its_own_model(make_window, qtbot, tmp_path):
+    from app.core.checkpoints import save_checkpoint
+    from tests.imaging_helpers import tiny_model
+
+    other = tmp_path / "other" / "other"
+    save_checkpoint(tiny_model(seed=1), other, {})   # other weights: other embeddings
+    w = make_window()
+    first_model = w.engine.loaded.path
+    first_key = w.engine.loaded.embedder.model_key
+    w.settings.model_path = ""  # the window's model comes from the command line
+    red, blue = w.add_class("red"), w.add_class("blue")
+    drop_files(w.class_panel.card(red.id), [solid(tmp_path / "r.png", "red")])
+    drop_files(w.class_panel.card(blue.id), [solid(tmp_path / "b.png", "blue", seed=4)])
+    truth = coloured_folder(tmp_path / "photos", 2, 2)
+    w.files.open_folder(str(tmp_path / "photos"))
+    qtbot.waitUntil(lambda: w.image_model.rowCount() == 4, timeout=10_000)
+    wait_idle(qtbot, w)
+    w.session.set_model_path(str(other))      # as if chosen for this project
+    qtbot.waitUntil(lambda: w.engine.loaded.path == str(other), timeout=60_000)
+    wait_idle(qtbot, w)
+    assert w.engine.loaded.embedder.model_key != first_key
+    names = [c.name for c in w.image_model.classes]
+    assert {p: names[w.image_model.label[w.image_model.row_of[p]]] for p in truth} == truth
+    proj = tmp_path / "p.fsproj.json"
+    w.files.save_project(str(proj))
+    w.close()
+    w2 = make_window(project=str(proj))       # started on the first model
+    assert first_model != str(other)
+    qtbot.waitUntil(lambda: w2.engine.loaded.path == str(other), timeout=60_000)
+    qtbot.waitUntil(lambda: w2.image_model.rowCount() == 4, timeout=10_000)
+    wait_idle(qtbot, w2)
+    names = [c.name for c in w2.image_model.classes]
+    assert {p: names[w2.image_model.label[w2.image_model.row_of[p]]] for p in truth} == truth
