@@ -126,9 +126,24 @@ class ImageListModel(QAbstractListModel):
         if len(old) == len(new) and np.array_equal(old, new):
             self._changed_all()
             return
+        if len(old) == len(new):
+            self._relayout(new)  # same rows, new order: selection and scroll position stay
+            return
         self.beginResetModel()
         self._set_view(new)
         self.endResetModel()
+
+    def _relayout(self, new: np.ndarray) -> None:
+        self.layoutAboutToBeChanged.emit()
+        old = self.view
+        self._set_view(new)
+        before = self.persistentIndexList()
+        after = []
+        for ix in before:
+            r = int(self.inverse[old[ix.row()]]) if 0 <= ix.row() < len(old) else -1
+            after.append(self.index(r) if r >= 0 else QModelIndex())
+        self.changePersistentIndexList(before, after)
+        self.layoutChanged.emit()
 
     def set_view_options(self, filter_: int | None = None, sort: int | None = None) -> None:
         if filter_ is not None:

@@ -47,3 +47,20 @@ def test_hundred_thousand_images_stay_lazy(qtbot, tmp_path):
     model.set_view_options(filter_=1, sort=Sort.MOST_CONFIDENT)
     assert np.all(label[model.view] == 1) and np.all(np.diff(conf[model.view]) <= 0)
     thumbs.wait(5000)
+
+
+def test_resorting_keeps_the_selection(qtbot, tmp_path):
+    model = ImageListModel()
+    grid = ImageGrid(model, ThumbnailCache())
+    qtbot.addWidget(grid)
+    paths = [str(tmp_path / f"{i}.jpg") for i in range(50)]
+    model.set_paths(paths)
+    model.set_classes([ClassStyle("a", "#ff0000"), ClassStyle("b", "#00ff00")])
+    src = np.full(50, Source.PREDICTED, np.uint8)
+    model.set_state(np.zeros(50, np.int32), np.linspace(0.5, 1.0, 50, dtype=np.float32), src)
+    model.set_view_options(sort=Sort.LEAST_CONFIDENT)
+    grid.select_paths([paths[10], paths[20]])
+    # new confidences arrive (streaming): the order changes, the selected images stay selected
+    model.set_state(np.zeros(50, np.int32), np.linspace(1.0, 0.5, 50, dtype=np.float32), src)
+    assert model.path_at(0) == paths[49]
+    assert sorted(model.paths[r] for r in grid.selected_source_rows()) == [paths[10], paths[20]]
