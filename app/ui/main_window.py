@@ -180,8 +180,9 @@ class MainWindow(QMainWindow):
         for i in range(self.method_combo.count()):
             item = self.method_combo.model().item(i)
             item.setEnabled(self.method_combo.itemData(i) in methods)
-        if s is not None and s.method not in methods:
-            s.method = lm.model.default_method
+        fresh = s is not None and not s.can_undo and self.files.project_path is None
+        if s is not None and (s.method not in methods or fresh):
+            s.method = lm.model.default_method  # the model's own choice until the user picks
         self._sync_method()
         self._update_title()
         self.status.set_counts(f"Model: {lm.card.get('name', os.path.basename(lm.path))} ({lm.device})")
