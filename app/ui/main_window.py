@@ -183,6 +183,7 @@ class MainWindow(QMainWindow):
         fresh = s is not None and not s.can_undo and self.files.project_path is None
         if s is not None and (s.method not in methods or fresh):
             s.method = lm.model.default_method  # the model's own choice until the user picks
+            self.engine.schedule_rescore()
         self._sync_method()
         self._update_title()
         self.status.set_counts(f"Model: {lm.card.get('name', os.path.basename(lm.path))} ({lm.device})")
