@@ -116,6 +116,7 @@ class MainWindow(QMainWindow):
         e.busy.connect(self.status.begin)
         e.progress.connect(self.status.update_progress)
         e.idle.connect(lambda msg: self.status.finish(msg, 0 if msg else 5000))
+        e.idle.connect(lambda _: self._model_label())  # the inference backend is known by now
         e.error.connect(lambda m: self.warn("Classification failed", m))
         self.status.cancelRequested.connect(self.cancel_work)
         self.files.failed.connect(self.warn)
@@ -186,7 +187,14 @@ class MainWindow(QMainWindow):
             self.engine.schedule_rescore()
         self._sync_method()
         self._update_title()
-        self.status.set_counts(f"Model: {lm.card.get('name', os.path.basename(lm.path))} ({lm.device})")
+        self._model_label()
+
+    def _model_label(self) -> None:
+        lm = self.engine.loaded
+        if lm is None:
+            return
+        how = lm.embedder.describe() if getattr(lm.embedder, "backend", None) else lm.device
+        self.status.set_counts(f"Model: {lm.card.get('name', os.path.basename(lm.path))} ({how})")
 
     def _session_event(self, event: str, info: dict) -> None:
         if event == "method":
