@@ -70,7 +70,9 @@ def load_model(path: str | None, device_pref: str, batch_size: int,
     path = os.path.abspath(path)
     model, card = load_checkpoint(path, device=device)
     cache = EmbeddingCache(cache_path) if cache_path else EmbeddingCache()
-    embedder = Embedder(model, device=device, batch_size=batch_size, cache=cache, workers=2)
+    onnx_dir = os.path.join(os.path.dirname(os.path.abspath(cache_path)), "onnx") if cache_path else None
+    embedder = Embedder(model, device=device, batch_size=batch_size, cache=cache, workers=2,
+                        onnx_dir=onnx_dir)
     return LoadedModel(model, card, embedder, str(path), str(device), note)
 
 
