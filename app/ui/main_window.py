@@ -15,7 +15,7 @@ from PySide6.QtGui import QCloseEvent, QDesktopServices
 from PySide6.QtWidgets import (QInputDialog, QLabel, QMainWindow, QMessageBox,
                                QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
-from .actions import build_actions
+from .actions import METHOD_LABELS, build_actions
 from .class_panel import ClassPanel
 from .engine import Engine, LoadedModel, available_devices
 from .file_ops import FileOps
@@ -182,8 +182,9 @@ class MainWindow(QMainWindow):
             item = self.method_combo.model().item(i)
             item.setEnabled(self.method_combo.itemData(i) in methods)
         fresh = s is not None and not s.can_undo and self.files.project_path is None
-        if s is not None and (s.method not in methods or fresh):
-            s.method = lm.model.default_method  # the model's own choice until the user picks
+        usable = [m for m in [lm.model.default_method] + methods if m in METHOD_LABELS]
+        if s is not None and usable and (s.method not in methods or fresh) and s.method != usable[0]:
+            s.method = usable[0]  # the model's own choice until the user picks
             self.engine.schedule_rescore()
         self._sync_method()
         self._update_title()
