@@ -241,9 +241,15 @@ class ImageGrid(QListView):
         self.scrollTo(ix)
 
     def _context_menu(self, pos: QPoint) -> None:
+        menu = self.context_menu()
+        if menu is not None:
+            menu.exec(self.viewport().mapToGlobal(pos))
+
+    def context_menu(self) -> QMenu | None:
+        """The right-click menu for the current selection (None when nothing is selected)."""
         rows = self.selected_source_rows()
         if not rows:
-            return
+            return None
         menu = QMenu(self)
         sub = menu.addMenu("Assign to class")
         for k, c in enumerate(self.image_model.classes):
@@ -255,4 +261,4 @@ class ImageGrid(QListView):
         rm.triggered.connect(lambda: self.removeRequested.emit(rows))
         op = menu.addAction("Open image")
         op.triggered.connect(lambda: self.openRequested.emit(self.image_model.paths[rows[0]]))
-        menu.exec(self.viewport().mapToGlobal(pos))
+        return menu

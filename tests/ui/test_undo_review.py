@@ -165,3 +165,16 @@ def test_a_and_d_step_through_the_grid(make_window, qtbot, tmp_path):
     assert w.grid.currentIndex().row() == 1
     qtbot.keyClick(w.grid, Qt.Key.Key_2)      # and a digit labels the image under the cursor
     assert w.session.example(m.path_at(1)).class_id == blue.id
+
+
+def test_context_menu_assigns_the_selection(make_window, qtbot, tmp_path):
+    w, red, blue, truth = _setup(make_window, qtbot, tmp_path, n=2)
+    reds = sorted(p for p, c in truth.items() if c == "red")
+    w.grid.select_paths(reds)
+    menu = w.grid.context_menu()
+    sub = next(a.menu() for a in menu.actions() if a.menu() is not None)
+    assert [a.text().split("\t")[0] for a in sub.actions()] == ["red", "blue"]
+    sub.actions()[1].trigger()
+    wait_idle(qtbot, w)
+    assert all(w.session.example(p).class_id == blue.id for p in reds)
+    assert all(w.session.example(p).source == "corrected" for p in reds)
