@@ -118,6 +118,24 @@ def run_ort_batches(model, onnx_dir: Path, seconds: float = 2.0) -> None:
         + ", ".join(f"{k}: {v}" for k, v in out.items()), out)
 
 
+def run_variant(model, paths: list[str], workdir: Path, threads: int, workers: int,
+                batch_size: int, onnx_dir: Path) -> None:
+    from app.core.cache import EmbeddingCache
+    from app.core.embedding import Embedder
+
+    cache = EmbeddingCache(workdir / f"cache-variant-{threads}-{workers}.sqlite")
+    emb = Embedder(model, batch_size=batch_size, cache=cache, workers=workers, threads=threads,
+                   onnx_dir=onnx_dir)
+    emb.runner()
+    with Timer() as t:
+        for _ in emb.iter_embed(paths):
+            pass
+    rate = len(paths) / t.s
+    say(f"variant.{threads}x{workers}", f"{threads} inference thread(s), {workers} decode "
+        f"threads: {rate:.1f} img/s", round(rate, 1))
+    cache.close()
+
+
 def run_naive(model, roots: list[Path], limit: int | None, batch_size: int = 32) -> float:
     """What a user would write: ImageFolder + DataLoader + the same backbone, eager, CPU."""
     import torch
@@ -164,7 +182,20 @@ def run_rescore(model, n: int, dim: int = 1280, way: int = 10, shot: int = 5) ->
 
         holder = FewShotModel(model.backbone, {**dict(model.learners.items()), "maml": mlearner},
                               model.input_spec)
+    for threads in sorted({1, os.cpu_count() or 1}):
+        torch.set_num_threads(threads)
+        print(f"  -- torch intra-op threads: {threads}")
+        _rescore_once(holder, feats, ex_feats, ex_labels, labels_all, ex_idx, way, shot, n, dim,
+                      mlearner, mdesc, suffix=f".t{threads}")
     torch.set_num_threads(os.cpu_count() or 1)
+
+
+def _rescore_once(holder, feats, ex_feats, ex_labels, labels_all, ex_idx, way, shot, n, dim,
+                  mlearner, mdesc, suffix: str) -> None:
+    import torch
+
+    from app.core import scoring
+
     for method in ("protonet", "maml"):
         times = []
         for rep in range(5):
@@ -174,7 +205,7 @@ def run_rescore(model, n: int, dim: int = 1280, way: int = 10, shot: int = 5) ->
                 lab, conf = scoring.score(holder, method, ex, ex_labels, feats)
             times.append(t.s)
         acc = float((lab == labels_all).mean())
-        say(f"rescore.{method}", f"re-score {n} embeddings, {method}: median "
+        say(f"rescore.{method}{suffix}", f"re-score {n} embeddings, {method}: median "
             f"{1000 * np.median(times):.1f} ms, worst {1000 * max(times):.1f} ms "
             f"(fit + predict, {way}-way {shot}-shot, accuracy on the synthetic data {acc:.2f})",
             round(1000 * float(np.median(times)), 1))
@@ -185,10 +216,10 @@ def run_rescore(model, n: int, dim: int = 1280, way: int = 10, shot: int = 5) ->
         with Timer() as t, torch.no_grad():
             (q @ protos.T).argmax(1)
         times.append(t.s)
-    say("rescore.floor", f"floor: one pass over the {n} x {dim} float32 matrix "
+    say(f"rescore.floor{suffix}", f"floor: one pass over the {n} x {dim} float32 matrix "
         f"({feats.nbytes / 2**20:.0f} MB), q @ P^T + argmax: median "
         f"{1000 * np.median(times):.1f} ms", round(1000 * float(np.median(times)), 1))
-    run_session_rescore(holder, feats, ex_idx, ex_labels, way)
+    run_session_rescore(holder, feats, ex_idx, ex_labels, way, suffix)
     sup = torch.from_numpy(ex_feats)
     lab = torch.from_numpy(ex_labels)
     times = []
@@ -196,13 +227,13 @@ def run_rescore(model, n: int, dim: int = 1280, way: int = 10, shot: int = 5) ->
         with Timer() as t, torch.no_grad():
             mlearner.fit(sup, lab, num_classes=way)
         times.append(t.s)
-    say("maml_adapt", f"MAML head adaptation {way}-way {shot}-shot ({mdesc}): median "
+    say(f"maml_adapt{suffix}", f"MAML head adaptation {way}-way {shot}-shot ({mdesc}): median "
         f"{1000 * np.median(times):.1f} ms, worst {1000 * max(times):.1f} ms",
         round(1000 * float(np.median(times)), 1))
 
 
 def run_session_rescore(model, feats: np.ndarray, ex_idx: np.ndarray, ex_labels: np.ndarray,
-                        way: int) -> None:
+                        way: int, suffix: str = "") -> None:
     """The app's own path: a Session over ``len(feats)`` images whose features are in
     memory; one example is added and everything is re-scored (fit, predict, apply)."""
     from app.core.session import Session
@@ -226,7 +257,7 @@ def run_session_rescore(model, feats: np.ndarray, ex_idx: np.ndarray, ex_labels:
                 s.rescore(model)                 # ... and all n images are re-scored
             times.append(t.s)
             s.remove_examples([spare[c]])
-        say(f"session_rescore.{method}", f"Session.rescore after adding an example, {method}, "
+        say(f"session_rescore.{method}{suffix}", f"Session.rescore after adding an example, {method}, "
             f"{n} images: median {1000 * np.median(times):.1f} ms, worst "
             f"{1000 * max(times):.1f} ms (gather + fit + predict + apply)",
             round(1000 * float(np.median(times)), 1))
@@ -250,10 +281,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--camera-dir", type=Path, default=REPO / "runs" / "bench" / "camera",
                     help="where the camera-size JPEGs are kept between runs")
     ap.add_argument("--synthetic", type=int, default=100_000)
+    ap.add_argument("--synthetic-dir", type=Path, default=None,
+                    help="kept between runs (default: runs/bench/synthetic-N)")
     ap.add_argument("--naive-limit", type=int, default=0, help="0: all real images")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--workers", type=int, default=None, help="decode threads (default: app's)")
-    ap.add_argument("--skip", default="", help="comma list: decode,ort,app,camera,naive,rescore,gui,rss")
+    ap.add_argument("--skip", default="", help="comma list: decode,ort,app,variants,camera,naive,rescore,gui,rss")
     ns = ap.parse_args(argv)
     skip = set(filter(None, ns.skip.split(",")))
     if ns.quick:
@@ -286,6 +319,11 @@ def main(argv: list[str] | None = None) -> int:
     if "app" not in skip:
         print(f"\n[1] App pipeline on {len(real)} real JPEGs ({ns.data.name}, all splits)")
         run_app(model, real, tmp, "real", ns.batch_size, ns.workers, onnx_dir)
+    if "variants" not in skip:
+        sub = real[:1000] if not ns.quick else real[:100]
+        print(f"\n[1b] Pipeline settings, cold, {len(sub)} real JPEGs (inference threads x decode threads)")
+        for threads, workers in ((1, 2), (2, 2), (2, 3)):
+            run_variant(model, sub, tmp, threads, workers, ns.batch_size, onnx_dir)
     if "camera" not in skip:
         cam_dir = ns.camera_dir if not ns.quick else tmp / "camera"
         with Timer() as t:
@@ -316,10 +354,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['worst_after_ready_ms']:.1f} ms)", r["worst_ms"])
         RESULTS["gui"] = r
     if "rss" not in skip:
-        folder = tmp / "synthetic"
+        folder = ns.synthetic_dir or (REPO / "runs" / "bench" / f"synthetic-{ns.synthetic}")
+        if ns.quick:
+            folder = tmp / "synthetic"
         with Timer() as t:
-            make_synthetic_folder(folder, ns.synthetic)
-        print(f"\n[6] Peak memory for a synthetic {ns.synthetic}-image folder (made in {t.s:.0f} s)")
+            if not (folder / f"d{(ns.synthetic - 1) // 1000:04d}" / f"img{ns.synthetic - 1:06d}.jpg").exists():
+                make_synthetic_folder(folder, ns.synthetic)
+        print(f"\n[6] Peak memory for a synthetic {ns.synthetic}-image folder (made/found in {t.s:.0f} s)")
         r = run_child(["rss", str(folder), str(tmp / "rss.sqlite")], timeout=1800)
         say("rss.peak_mb", f"peak RSS {r['peak_mb']:.0f} MB for {r['images']} images: scan "
             f"{r['scan_s']:.1f} s, embeddings {r['embedded']} x {r['dim']} "
