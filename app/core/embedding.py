@@ -105,7 +105,7 @@ class TorchRunner:
         self.backbone.eval()
 
     @torch.inference_mode()
-    def __call__(self, images: np.ndarray) -> np.ndarray:
+    def __call__(self, images: np.ndarray, between: Callable[[], None] | None = None) -> np.ndarray:
         x = torch.from_numpy(images)
         if self.device.type == "cuda":
             x = x.pin_memory().to(self.device, non_blocking=True).half()
@@ -138,19 +138,19 @@ class Embedder:
         self.onnx_dir = onnx_dir
         self.backend: str | None = None      # "onnxruntime" | "torch" once built
         self.backend_note = ""               # why this backend (fallback reason)
-        self._runner: Callable[[np.ndarray], np.ndarray] | None = None
+        self._runner: Callable[..., np.ndarray] | None = None
         self._runner_lock = threading.Lock()
         self._cache_warned = False
 
     # -- backend -------------------------------------------------------------------------
-    def runner(self) -> Callable[[np.ndarray], np.ndarray]:
+    def runner(self) -> Callable[..., np.ndarray]:
         """The inference callable (built on first use; may export ONNX, ~1-2 s)."""
         with self._runner_lock:
             if self._runner is None:
                 self._runner = self._build_runner()
             return self._runner
 
-    def _build_runner(self) -> Callable[[np.ndarray], np.ndarray]:
+    def _build_runner(self) -> Callable[..., np.ndarray]:
         want_onnx = self.requested_backend == "onnxruntime" or (
             self.requested_backend == "auto" and self.device.type == "cpu")
         if want_onnx and self.device.type != "cpu":
@@ -186,8 +186,9 @@ class Embedder:
         except Exception as e:  # never let one odd file stop a folder
             return Problem(path, f"cannot decode image ({type(e).__name__}: {e})")
 
-    def _infer(self, arrays: list[np.ndarray]) -> np.ndarray:
-        return np.asarray(self.runner()(np.stack(arrays)), dtype=np.float32)
+    def _infer(self, arrays: list[np.ndarray],
+               between: Callable[[], None] | None = None) -> np.ndarray:
+        return np.asarray(self.runner()(np.stack(arrays), between), dtype=np.float32)
 
     def _cache_put(self, items: list[tuple[FileKey, np.ndarray]]) -> None:
         try:
@@ -204,7 +205,8 @@ class Embedder:
                    progress: Callable[[int, int], None] | None = None) -> Iterator[EmbedBatch]:
         """Yield batches as they are ready. ``progress(done, total)`` after each batch.
         Raises ``Cancelled`` when ``cancel`` is set: checked while waiting for decoding
-        (every ~50 ms) and before each batch, so no batch is yielded after it is set."""
+        (every ~50 ms), between ONNX Runtime runs inside a batch (every ``run_batch``
+        images) and before each yield, so no batch is yielded after it is set."""
         def check() -> None:
             if cancel is not None and cancel.is_set():
                 raise Cancelled()
@@ -276,7 +278,7 @@ class Embedder:
                     else:
                         good_paths.append(p)
                         arrays.append(r)
-                feats = self._infer(arrays) if arrays else np.zeros((0, 0), np.float32)
+                feats = self._infer(arrays, check) if arrays else np.zeros((0, 0), np.float32)
                 if self.cache is not None and good_paths:  # kept even when cancelled now
                     self._cache_put([(keys[p], f) for p, f in zip(good_paths, feats)])
                 check()

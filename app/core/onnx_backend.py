@@ -22,6 +22,7 @@ import sys
 import tempfile
 import warnings
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -190,12 +191,19 @@ class OnnxBackbone:
             raise OnnxUnavailable(f"cannot load {self.path.name} ({type(e).__name__}: {e})") from e
         self.input_name = self.session.get_inputs()[0].name
 
-    def __call__(self, images: np.ndarray) -> np.ndarray:
+    def __call__(self, images: np.ndarray,
+                 between: Callable[[], None] | None = None) -> np.ndarray:
+        """Features of ``images`` (B, C, H, W), run ``run_batch`` at a time; ``between()``
+        is called between runs (the embedder checks for cancellation there)."""
         x = np.ascontiguousarray(images, dtype=np.float32)
         if len(x) <= self.run_batch:
             return self.session.run(None, {self.input_name: x})[0]
-        return np.concatenate([self.session.run(None, {self.input_name: x[i:i + self.run_batch]})[0]
-                               for i in range(0, len(x), self.run_batch)])
+        out = []
+        for i in range(0, len(x), self.run_batch):
+            if between is not None and i:
+                between()
+            out.append(self.session.run(None, {self.input_name: x[i:i + self.run_batch]})[0])
+        return np.concatenate(out)
 
     @classmethod
     def for_model(cls, model: FewShotModel, cache_dir: str | os.PathLike[str] | None = None,

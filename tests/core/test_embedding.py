@@ -161,6 +161,32 @@ def test_cancel_while_a_batch_is_decoding(tmp_path, onnx_dir):
     assert len(decoded) < len(paths)
 
 
+def test_cancel_during_inference_of_a_big_batch(tmp_path, onnx_dir):
+    """Cancelled while ONNX Runtime works through a 40-image batch: it stops between
+    runs instead of finishing the batch, and nothing is yielded or cached."""
+    paths = _images(tmp_path, 40)
+    cache = EmbeddingCache(tmp_path / "c.sqlite")
+    emb = Embedder(_model(), device="cpu", batch_size=40, cache=cache, onnx_dir=onnx_dir)
+    runner = emb.runner()
+    assert emb.backend == "onnxruntime"
+    runner.run_batch = 4
+    cancel = threading.Event()
+    runs = []
+    real_run = runner.session.run
+
+    def run_and_cancel(*a, **k):
+        runs.append(1)
+        if len(runs) == 2:
+            cancel.set()
+        return real_run(*a, **k)
+
+    runner.session = type("S", (), {"run": staticmethod(run_and_cancel)})()
+    with pytest.raises(Cancelled):
+        list(emb.iter_embed(paths, cancel=cancel))
+    assert len(runs) == 2  # 2 of the 10 runs, not all of them
+    assert cache.count() == 0
+
+
 def test_auto_backend_falls_back_with_a_reason(tmp_path, onnx_dir):
     model = FewShotModel(Identity((1, 28, 28)), {"protonet": ProtoNet()}, OMNIGLOT_INPUT)
     rng = np.random.default_rng(1)
