@@ -101,6 +101,15 @@ def load_average() -> str:
 
 
 def peak_rss_mb() -> float:
+    """Peak resident memory of this process in MiB. On Linux VmHWM, because ru_maxrss
+    survives exec and so includes the parent's size at fork time in a child process."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     r = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return r / 1024 if sys.platform != "darwin" else r / 2**20
 
