@@ -121,20 +121,20 @@ def run_ort_batches(model, onnx_dir: Path, seconds: float = 2.0) -> None:
 
 
 def run_variant(model, paths: list[str], workdir: Path, threads: int, workers: int,
-                batch_size: int, onnx_dir: Path) -> None:
+                batch_size: int, onnx_dir: Path, streams: int = 1) -> None:
     from app.core.cache import EmbeddingCache
     from app.core.embedding import Embedder
 
-    cache = EmbeddingCache(workdir / f"cache-variant-{threads}-{workers}.sqlite")
+    cache = EmbeddingCache(workdir / f"cache-variant-{threads}-{workers}-{streams}.sqlite")
     emb = Embedder(model, batch_size=batch_size, cache=cache, workers=workers, threads=threads,
                    onnx_dir=onnx_dir)
-    emb.runner()
+    emb.runner().streams = streams
     with Timer() as t:
         for _ in emb.iter_embed(paths):
             pass
     rate = len(paths) / t.s
-    say(f"variant.{threads}x{workers}", f"{threads} inference thread(s), {workers} decode "
-        f"threads: {rate:.1f} img/s", round(rate, 1))
+    say(f"variant.{threads}x{workers}x{streams}", f"{threads} inference thread(s) x {streams} "
+        f"concurrent run(s), {workers} decode threads: {rate:.1f} img/s", round(rate, 1))
     cache.close()
 
 
@@ -324,8 +324,8 @@ def main(argv: list[str] | None = None) -> int:
     if "variants" not in skip:
         sub = real[:1000] if not ns.quick else real[:100]
         print(f"\n[1b] Pipeline settings, cold, {len(sub)} real JPEGs (inference threads x decode threads)")
-        for threads, workers in ((1, 2), (2, 2), (2, 3)):
-            run_variant(model, sub, tmp, threads, workers, ns.batch_size, onnx_dir)
+        for threads, workers, streams in ((1, 2, 1), (2, 2, 1), (2, 3, 1), (1, 2, 2)):
+            run_variant(model, sub, tmp, threads, workers, ns.batch_size, onnx_dir, streams)
     if "camera" not in skip:
         cam_dir = ns.camera_dir if not ns.quick else tmp / "camera"
         with Timer() as t:

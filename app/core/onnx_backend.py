@@ -178,6 +178,8 @@ class OnnxBackbone:
         self.path = Path(onnx_path)
         self.threads = threads or (os.cpu_count() or 1)
         self.run_batch = max(1, int(run_batch))
+        self.streams = 1  # >1: chunks run concurrently (use with threads=1); see _run_streams
+        self._pool = None
         so = ort.SessionOptions()
         so.intra_op_num_threads = self.threads
         so.inter_op_num_threads = 1
@@ -198,11 +200,34 @@ class OnnxBackbone:
         x = np.ascontiguousarray(images, dtype=np.float32)
         if len(x) <= self.run_batch:
             return self.session.run(None, {self.input_name: x})[0]
+        if self.streams > 1:
+            return self._run_streams(x, between)
         out = []
         for i in range(0, len(x), self.run_batch):
             if between is not None and i:
                 between()
             out.append(self.session.run(None, {self.input_name: x[i:i + self.run_batch]})[0])
+        return np.concatenate(out)
+
+    def _run_streams(self, x: np.ndarray, between: Callable[[], None] | None) -> np.ndarray:
+        """Chunks run concurrently on ``streams`` threads (session.run releases the GIL):
+        parallelism across chunks instead of inside each operator."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.streams, thread_name_prefix="onnx")
+        starts = range(0, len(x), self.run_batch)
+        futures = [self._pool.submit(self.session.run, None,
+                                     {self.input_name: x[i:i + self.run_batch]}) for i in starts]
+        out = []
+        try:
+            for f in futures:
+                out.append(f.result()[0])
+                if between is not None:
+                    between()
+        finally:
+            for f in futures:
+                f.cancel()
         return np.concatenate(out)
 
     @classmethod

@@ -68,6 +68,15 @@ def test_export_is_reused_and_keyed_by_weights(tmp_path):
     assert not list(tmp_path.glob("*.tmp"))  # atomic writes leave no temporaries
 
 
+def test_concurrent_runs_give_the_same_features(tmp_path):
+    model = _conv4(3)
+    bb = OnnxBackbone.for_model(model, tmp_path, threads=1, run_batch=2, isolate=False)
+    x = np.random.default_rng(3).standard_normal((7, 3, 32, 32)).astype(np.float32)
+    one = bb(x)
+    bb.streams = 3
+    np.testing.assert_array_equal(bb(x), one)
+
+
 def test_another_cache_folder_gets_the_same_export(tmp_path):
     model = _conv4(2)
     a = OnnxBackbone.for_model(model, tmp_path / "a", threads=1, isolate=False)
