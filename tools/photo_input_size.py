@@ -7,6 +7,11 @@ InputSpecs; prints accuracy (mean +- 95% CI) and embedding throughput.
 """
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))  # the repository, for `app`
+
 import argparse
 import time
 from pathlib import Path

@@ -7,6 +7,11 @@ checkpoint loads as), so ``python -m app train/evaluate`` on the shipped model h
 """
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))  # the repository, for `app`
+
 import argparse
 import sys
 import time

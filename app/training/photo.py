@@ -97,11 +97,12 @@ def imagenet_backbone(path: Path | None = None, fp16_round: bool = True) -> Mobi
     return backbone.eval()
 
 
-def feature_neck(mean: torch.Tensor | None = None, center: bool = True,
-                 out_dim: int | None = None, scale: float | None = 10.0) -> dict[str, Any]:
-    """Config of the FeatureNeck the photo learners use (mean set separately)."""
+def feature_neck(center: bool = True, out_dim: int | None = None,
+                 scale: float | None = 10.0, task_center: bool = False) -> dict[str, Any]:
+    """Config of the FeatureNeck the photo learners use (the centring mean is set later)."""
     return {"name": "feature", "in_dim": FEATURE_DIM, "out_dim": out_dim, "center": center,
-            "l2norm": True, "scale": scale, "learn_scale": scale is not None}
+            "l2norm": True, "scale": scale, "learn_scale": scale is not None,
+            "task_center": task_center}
 
 
 def centroid_learner() -> ProtoNet:
@@ -109,23 +110,22 @@ def centroid_learner() -> ProtoNet:
     return ProtoNet(neck=feature_neck(center=False, scale=None))
 
 
-def protonet_learner(mean: torch.Tensor, out_dim: int | None = None,
+def protonet_learner(center: str = "task", out_dim: int | None = None,
                      scale: float = 10.0) -> ProtoNet:
-    learner = ProtoNet(neck=feature_neck(center=True, out_dim=out_dim, scale=scale))
-    learner.neck.set_mean(mean[None])  # type: ignore[operator]
-    return learner
+    """center: "task" (support-set mean), "train" (training-set mean, set by `train`), "none"."""
+    return ProtoNet(neck=feature_neck(center=center == "train", out_dim=out_dim, scale=scale,
+                                      task_center=center == "task"))
 
 
-def maml_learner(mean: torch.Tensor, out_dim: int | None = None, scale: float = 10.0,
+def maml_learner(center: str = "task", out_dim: int | None = None, scale: float = 10.0,
                  inner_steps: int = 5, inner_lr: float = 0.1,
                  first_order: bool = False) -> MAML:
-    """Proto-MAML head over the centred, normalised features; inner lrs meta-learned."""
-    learner = MAML(neck=feature_neck(center=True, out_dim=out_dim, scale=scale),
-                   embed_dim=out_dim or FEATURE_DIM, adapt="head", head_init="proto",
-                   inner_steps=inner_steps, inner_lr=inner_lr, learn_inner_lr=True,
-                   first_order=first_order)
-    learner.neck.set_mean(mean[None])  # type: ignore[operator]
-    return learner
+    """Proto-MAML head over the normalised (centred) features; inner lrs meta-learned."""
+    return MAML(neck=feature_neck(center=center == "train", out_dim=out_dim, scale=scale,
+                                  task_center=center == "task"),
+                embed_dim=out_dim or FEATURE_DIM, adapt="head", head_init="proto",
+                inner_steps=inner_steps, inner_lr=inner_lr, learn_inner_lr=True,
+                first_order=first_order)
 
 
 def photo_model(backbone: MobileNetV2Features, learners: dict[str, Any],

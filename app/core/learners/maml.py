@@ -37,20 +37,22 @@ from torch import nn
 from torch.func import functional_call
 
 from .base import Adapted, MetaLearner, class_means, infer_num_classes
-from .neck import build_neck, neck_config
+from .neck import apply_neck, build_neck, neck_config, task_mean
 
 
 class MAMLAdapted(Adapted):
     def __init__(self, learner: "MAML", fast: dict[str, torch.Tensor],
-                 weight: torch.Tensor, bias: torch.Tensor) -> None:
+                 weight: torch.Tensor, bias: torch.Tensor,
+                 tmean: torch.Tensor | None = None) -> None:
         self.learner = learner
         self.fast = fast
+        self.tmean = tmean
         self.weight = weight
         self.bias = bias
         self.num_classes = weight.shape[0]
 
     def logits(self, query: torch.Tensor) -> torch.Tensor:
-        emb = self.learner.embed(query, self.fast)
+        emb = self.learner.embed(query, self.fast, self.tmean)
         return emb @ self.weight.T + self.bias
 
 
@@ -92,10 +94,13 @@ class MAML(MetaLearner):
             self.register_buffer("inner_lrs", lrs)
 
     # -- pieces -----------------------------------------------------------------------
-    def embed(self, x: torch.Tensor, fast: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+    def embed(self, x: torch.Tensor, fast: dict[str, torch.Tensor] | None = None,
+              tmean: torch.Tensor | None = None) -> torch.Tensor:
+        """``tmean``: the support set's statistic of a task-centring neck (see neck.py)."""
         if not fast:
-            return self.neck(x)
-        return functional_call(self.neck, {**dict(self.neck.named_buffers()), **fast}, (x,))
+            return apply_neck(self.neck, x, tmean)
+        args = (x,) if tmean is None else (x, tmean)
+        return functional_call(self.neck, {**dict(self.neck.named_buffers()), **fast}, args)
 
     def _initial_head(self, emb: torch.Tensor, labels: torch.Tensor, n: int
                       ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -126,7 +131,10 @@ class MAML(MetaLearner):
                         for k, p in self.neck.named_parameters()}
             else:
                 fast = {}
-            emb = self.embed(support, fast)
+            tmean = task_mean(self.neck, support)  # per-task centring (None unless enabled)
+            if tmean is not None and not meta:
+                tmean = tmean.detach()
+            emb = self.embed(support, fast, tmean)
             if self.adapt == "head" and not meta:
                 emb = emb.detach()
             weight, bias = self._initial_head(emb, labels, n)
@@ -134,7 +142,7 @@ class MAML(MetaLearner):
                 weight, bias = weight.detach(), bias.detach()
             for step in range(self.inner_steps):
                 if step > 0 and self.adapt == "all":
-                    emb = self.embed(support, fast)
+                    emb = self.embed(support, fast, tmean)
                 if not meta:
                     weight, bias = weight.detach().requires_grad_(True), bias.detach().requires_grad_(True)
                 elif not weight.requires_grad:  # zero init while meta-training
@@ -152,7 +160,7 @@ class MAML(MetaLearner):
             if not meta:
                 weight, bias = weight.detach(), bias.detach()
                 fast = {k: v.detach() for k, v in fast.items()}
-        return MAMLAdapted(self, fast, weight, bias)
+        return MAMLAdapted(self, fast, weight, bias, tmean)
 
     def config(self) -> dict[str, Any]:
         return {"method": self.method, "neck": neck_config(self.neck),

@@ -11,17 +11,20 @@ import torch
 from torch import nn
 
 from .base import Adapted, MetaLearner, class_means, infer_num_classes, squared_euclidean
-from .neck import build_neck, neck_config
+from .neck import apply_neck, build_neck, neck_config, task_mean
 
 
 class ProtoAdapted(Adapted):
-    def __init__(self, learner: "ProtoNet", prototypes: torch.Tensor) -> None:
+    def __init__(self, learner: "ProtoNet", prototypes: torch.Tensor,
+                 tmean: torch.Tensor | None = None) -> None:
         self.learner = learner
         self.prototypes = prototypes
+        self.tmean = tmean
         self.num_classes = prototypes.shape[0]
 
     def logits(self, query: torch.Tensor) -> torch.Tensor:
-        return -squared_euclidean(self.learner.neck(query), self.prototypes)
+        return -squared_euclidean(apply_neck(self.learner.neck, query, self.tmean),
+                                  self.prototypes)
 
 
 class ProtoNet(MetaLearner):
@@ -34,7 +37,9 @@ class ProtoNet(MetaLearner):
     def fit(self, support: torch.Tensor, labels: torch.Tensor,
             num_classes: int | None = None) -> ProtoAdapted:
         n = infer_num_classes(labels, num_classes)
-        return ProtoAdapted(self, class_means(self.neck(support), labels, n))
+        tmean = task_mean(self.neck, support)
+        return ProtoAdapted(self, class_means(apply_neck(self.neck, support, tmean), labels, n),
+                            tmean)
 
     def config(self) -> dict[str, Any]:
         return {"method": self.method, "neck": neck_config(self.neck)}
