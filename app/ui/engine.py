@@ -105,6 +105,7 @@ class Engine(QObject):
         self._rescore_due = False
         self._embed_due = False
         self.stopped = False     # the user pressed Cancel: do not restart embedding by itself
+        self.closed = False      # the window is closing: start nothing new
         self._rescore_timer = QTimer(self)
         self._rescore_timer.setSingleShot(True)
         self._rescore_timer.setInterval(30)
@@ -112,6 +113,8 @@ class Engine(QObject):
 
     # model ---------------------------------------------------------------------------
     def load(self, path: str | None, device: str, batch_size: int) -> None:
+        if self.closed:
+            return
         if self.embed_job is not None:
             self.embed_job.cancel()
         cache = self.cache_path
@@ -161,7 +164,7 @@ class Engine(QObject):
         """Start embedding what lacks features; if a run is going and new examples need
         features, restart it so they come first."""
         s, lm = self.session, self.loaded
-        if s is None or lm is None or self.stopped:
+        if s is None or lm is None or self.stopped or self.closed:
             return False
         if self._running(self.embed_job):
             if examples_first and any(p not in s.features and p not in s.problems
@@ -185,7 +188,7 @@ class Engine(QObject):
         self.embed_job = job
         job.signals.partial.connect(lambda b, j=job: self._batch(j, b))
         job.signals.progress.connect(self.progress)
-        job.signals.error.connect(self.error)
+        job.signals.error.connect(lambda m, j=job: self._embed_failed(j, m))
         job.signals.finished.connect(lambda j=job: self._embed_finished(j))
         self.busy.emit(f"Classifying {len(todo):,} image{'s' * (len(todo) != 1)}", len(todo), True)
         self.runner.start(job)
@@ -196,22 +199,38 @@ class Engine(QObject):
             return  # a run of a replaced model
         self.session.add_features(batch.paths, batch.features, batch.problems)
 
+    def _embed_failed(self, job: Job, message: str) -> None:
+        """An unexpected failure (not a bad image: those are problems) stops the run until
+        the user changes something or presses F5: no retry loop."""
+        job.failed = True  # type: ignore[attr-defined]
+        self.stopped = True
+        self._embed_due = False
+        self.error.emit(message)
+
     def _embed_finished(self, job: Job) -> None:
         if job is not self.embed_job:
             return
         self.embed_job = None
-        if self._embed_due or (not job.is_cancelled and self.session is not None
-                               and self.session.paths_needing_features()):
+        if self.closed:
+            return
+        if self._embed_due or (not job.is_cancelled and not getattr(job, "failed", False)
+                               and self.session is not None and self.session.paths_needing_features()):
             self._embed_due = False
             if not self.stopped:
-                QTimer.singleShot(0, lambda: self.ensure_features() or self.idle.emit(self._summary(job)))
+                QTimer.singleShot(0, lambda: self._continue(job))
                 return
         self.idle.emit(self._summary(job))
+
+    def _continue(self, job: Job) -> None:
+        if not self.closed and not self.ensure_features():
+            self.idle.emit(self._summary(job))
 
     def _summary(self, job: Job) -> str:
         s = self.session
         if s is None:
             return ""
+        if getattr(job, "failed", False):
+            return "Classification stopped by an error; F5 tries again"
         if job.is_cancelled and self.stopped:
             return "Classification stopped; it goes on after the next change (or F5)"
         n = sum(1 for p in s.images if p in s.features)
@@ -233,7 +252,7 @@ class Engine(QObject):
 
     def _start_rescore(self) -> None:
         s, lm = self.session, self.loaded
-        if s is None:
+        if s is None or self.closed:
             return
         if self._running(self.score_job):
             self._rescore_due = True
@@ -280,5 +299,7 @@ class Engine(QObject):
         return bool(self.runner.jobs) or self._rescore_timer.isActive()
 
     def shutdown(self, msecs: int = 10000) -> None:
+        self.closed = True
+        self._rescore_timer.stop()
         self.runner.cancel_all()
         self.runner.wait(msecs)

@@ -82,8 +82,8 @@ def test_label_a_folder_end_to_end(make_window, qtbot, tmp_path, monkeypatch):
 
     inferred = []
     real_infer = Embedder._infer
-    monkeypatch.setattr(Embedder, "_infer", lambda self, arrays: inferred.append(len(arrays))
-                        or real_infer(self, arrays))
+    monkeypatch.setattr(Embedder, "_infer", lambda self, arrays, *a, **k: inferred.append(len(arrays))
+                        or real_infer(self, arrays, *a, **k))
     w2 = make_window(project=str(proj))
     qtbot.waitUntil(lambda: w2.image_model.rowCount() == len(truth), timeout=10_000)
     wait_idle(qtbot, w2)

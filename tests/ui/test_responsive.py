@@ -17,9 +17,9 @@ from .conftest import REPO_ROOT, coloured_folder, drop_files, wait_idle
 def test_timer_keeps_firing_while_classifying(make_window, qtbot, tmp_path, monkeypatch):
     real_infer = Embedder._infer
 
-    def slow_infer(self, arrays):
+    def slow_infer(self, arrays, *args, **kwargs):
         time.sleep(0.05)  # a slow backbone: the run lasts a few seconds
-        return real_infer(self, arrays)
+        return real_infer(self, arrays, *args, **kwargs)
 
     monkeypatch.setattr(Embedder, "_infer", slow_infer)
     w = make_window()
@@ -57,10 +57,10 @@ def test_opening_another_folder_mid_run_switches_to_it(make_window, qtbot, tmp_p
     real_infer = Embedder._infer
     seen: list[int] = []
 
-    def slow_infer(self, arrays):
+    def slow_infer(self, arrays, *args, **kwargs):
         seen.append(len(arrays))
         time.sleep(0.05)
-        return real_infer(self, arrays)
+        return real_infer(self, arrays, *args, **kwargs)
 
     monkeypatch.setattr(Embedder, "_infer", slow_infer)
     w = make_window()
@@ -79,3 +79,30 @@ def test_opening_another_folder_mid_run_switches_to_it(make_window, qtbot, tmp_p
     names = [c.name for c in m.classes]
     assert {p: names[m.label[m.row_of[p]]] for p in small} == small
     assert sum(seen) < 120            # the rest of the big folder was not embedded
+
+
+def test_a_failing_backbone_is_one_message_not_a_retry_loop(make_window, qtbot, tmp_path, monkeypatch):
+    calls: list[int] = []
+
+    def broken_infer(self, arrays, *args, **kwargs):
+        calls.append(len(arrays))
+        raise RuntimeError("inference backend exploded")
+
+    monkeypatch.setattr(Embedder, "_infer", broken_infer)
+    w = make_window()
+    red, blue = w.add_class("red"), w.add_class("blue")
+    drop_files(w.class_panel.card(red.id), [solid(tmp_path / "r.png", "red")])
+    drop_files(w.class_panel.card(blue.id), [solid(tmp_path / "b.png", "blue", seed=9)])
+    coloured_folder(tmp_path / "photos", 3, 3)
+    w.files.open_folder(str(tmp_path / "photos"))
+    qtbot.waitUntil(lambda: getattr(w, "last_warning", ("",))[0] == "Classification failed",
+                    timeout=20_000)
+    assert "exploded" in w.last_warning[1]
+    qtbot.waitUntil(lambda: not w.engine.working, timeout=10_000)
+    n = len(calls)
+    qtbot.wait(500)
+    assert len(calls) == n and n <= 3        # stopped, not retrying in a loop
+    monkeypatch.undo()                       # the cause goes away; F5 tries again
+    w.act_classify.trigger()
+    wait_idle(qtbot, w)
+    assert w.image_model.counts()["done"] == 6

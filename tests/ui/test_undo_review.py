@@ -138,7 +138,8 @@ def test_move_into_class_folders_follows_the_files(make_window, qtbot, tmp_path,
 
     inferred = []
     real_infer = Embedder._infer
-    monkeypatch.setattr(Embedder, "_infer", lambda self, a: inferred.append(len(a)) or real_infer(self, a))
+    monkeypatch.setattr(Embedder, "_infer", lambda self, a, *args, **kw: inferred.append(len(a))
+                        or real_infer(self, a, *args, **kw))
     w.files.confirm = lambda title, text: True
     dest = tmp_path / "sorted"
     job = w.files.to_folders("move", str(dest))
