@@ -122,6 +122,27 @@ def acceptance(table: dict, default: str) -> dict:
     }
 
 
+def _md_selection(title: str, v: object) -> list[str]:
+    if isinstance(v, str):
+        return [f"- **{title}**: {v}"]
+    assert isinstance(v, dict)
+    out = [f"- **{title}** ({v.get('protocol', '')}):", ""]
+    results = v.get("results")
+    if isinstance(results, list):
+        cols = list(results[0])
+        out += ["  | " + " | ".join(cols) + " |", "  |" + "---|" * len(cols)]
+        out += ["  | " + " | ".join(str(r[c]) for c in cols) + " |" for r in results]
+    elif isinstance(results, dict):
+        out += [f"  - {name}: {val}" for name, val in results.items()]
+    for extra, val in v.items():
+        if extra in ("protocol", "results", "chosen"):
+            continue
+        out += [f"  - {extra.replace('_', ' ')}: " + "; ".join(f"{a} {b}" for a, b in val.items())]
+    if "chosen" in v:
+        out += ["", f"  Chosen: {v['chosen']}"]
+    return out + [""]
+
+
 def write_md_card(out: str, card: dict) -> None:
     from app.core.atomic import atomic_write_text
 
@@ -165,8 +186,7 @@ def write_md_card(out: str, card: dict) -> None:
                      f"({hp.get('val_way')}-way {hp.get('val_shot')}-shot)")
     lines += ["", "## Selection (mini-ImageNet val)", ""]
     for k, v in card["selection"].items():
-        lines.append(f"- **{k.replace('_', ' ')}**: " + (v if isinstance(v, str) else
-                                                          "`" + json.dumps(v, ensure_ascii=False) + "`"))
+        lines += _md_selection(k.replace("_", " "), v)
     lines += ["", "## Notes", ""] + [f"- {n}" for n in card["notes"]]
     lines += ["", "## Rebuild", "", "```sh", REBUILD.strip(), "```", ""]
     atomic_write_text(checkpoint_paths(out)[1].with_suffix(".md"), "\n".join(lines))
