@@ -80,7 +80,8 @@ class SessionBinder(QObject):
             if event in ("folder", "classes"):
                 self.flush()  # structure changes show at once
             elif not self._timer.isActive():
-                self._timer.start()
+                # big folders refresh a little less often while results stream in
+                self._timer.start(120 if len(self.model.paths) < 20_000 else 400)
 
     def flush(self) -> None:
         self._timer.stop()
