@@ -19,13 +19,15 @@ def add_data_flags(p: argparse.ArgumentParser, subset_default: str) -> None:
                         "N 'train' classes and the remaining 'test' classes "
                         "(Omniglot protocol: --class-split 1200 over all 1,623 characters)")
     g.add_argument("--subset", choices=["train", "test", "all"], default=subset_default,
-                   help=f"which part of --class-split to use (default: {subset_default})")
+                   help=f"which part of --class-split to use (default: {subset_default}; "
+                        "ignored without --class-split)")
     g.add_argument("--split-seed", type=int, default=0, help="seed of --class-split (default 0)")
 
 
 def data_spec(args: argparse.Namespace) -> DataSpec:
+    subset = args.subset if args.class_split is not None else "all"
     return DataSpec(root=args.data, rotations=args.rotations, class_split=args.class_split,
-                    subset=args.subset, split_seed=args.split_seed)
+                    subset=subset, split_seed=args.split_seed)
 
 
 def add_runtime_flags(p: argparse.ArgumentParser) -> None:

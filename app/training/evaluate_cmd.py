@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("evaluate", help="N-way K-shot accuracy of a model with a 95%% CI",
                        description=__doc__)
     p.add_argument("--model", required=True, metavar="PATH", help="checkpoint (PATH.json + PATH.safetensors)")
-    add_data_flags(p, subset_default="all")
+    add_data_flags(p, subset_default="test")
     p.add_argument("--way", type=int, required=True)
     p.add_argument("--shot", type=int, required=True)
     p.add_argument("--query", type=int, default=15, help="queries per class (default 15)")
@@ -33,8 +33,46 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--inner-steps", type=int, default=None,
                    help="MAML: inner steps at test time (default: the model's)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    p.add_argument("--record", action="store_true",
+                   help="also write the result into the model card's accuracy table "
+                        "(replacing an entry with the same data, protocol and episode settings)")
     add_runtime_flags(p)
     p.set_defaults(func=run)
+
+
+def protocol_text(r: dict) -> str:
+    parts = []
+    if r.get("class_split") is not None:
+        parts.append(f"seeded class split {r['class_split']}/rest (split seed {r['split_seed']}), "
+                     f"{r['subset']} part")
+    else:
+        parts.append("all classes")
+    if r.get("rotations"):
+        parts.append("rotations 0/90/180/270 as separate classes")
+    return ", ".join(parts)
+
+
+_KEYS = ("data", "rotations", "class_split", "subset", "split_seed", "method", "way", "shot",
+         "query", "episodes", "seed")
+
+
+def record_in_card(model_path: str, result: dict) -> None:
+    """Put ``result`` into the card's ``accuracy`` list (atomic rewrite of the JSON)."""
+    from ..core.atomic import atomic_write_text
+    from ..core.checkpoints import checkpoint_paths
+
+    _, card_path = checkpoint_paths(model_path)
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    entry = {k: result[k] for k in _KEYS}
+    entry["protocol"] = protocol_text(result)
+    entry.update(accuracy=result["accuracy"], ci95=result["ci95"], classes=result["classes"])
+    if result.get("inner_steps") is not None:
+        entry["inner_steps"] = result["inner_steps"]
+    table = [e for e in card.get("accuracy", [])
+             if not all(e.get(k) == entry[k] for k in _KEYS)]
+    table.append(entry)
+    card["accuracy"] = table
+    atomic_write_text(card_path, json.dumps(card, indent=2) + "\n")
 
 
 def run(a: argparse.Namespace) -> int:
@@ -71,6 +109,8 @@ def run(a: argparse.Namespace) -> int:
         "inner_steps": getattr(learner, "inner_steps", None) if method == "maml" else None,
         "seconds": round(time.monotonic() - t0, 1),
     }
+    if a.record:
+        record_in_card(a.model, result)
     if a.json:
         print(json.dumps(result))
     else:

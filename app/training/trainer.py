@@ -157,7 +157,7 @@ def train(cfg: TrainConfig, model: FewShotModel, train_classes: list[ClassFolder
     sampler = tr.sampler
     save_every = cfg.save_every or cfg.val_every
     prog = Progress(cfg.episodes, f"train {method}", start_at=step, quiet=quiet)
-    run_loss, run_acc, t0 = 0.0, 0.0, time.monotonic()
+    run_loss, run_acc, t0, steps_here = 0.0, 0.0, time.monotonic(), 0
     model.train()
     if cfg.freeze_backbone:
         model.backbone.eval()
@@ -180,8 +180,10 @@ def train(cfg: TrainConfig, model: FewShotModel, train_classes: list[ClassFolder
         optim.step()
         sched.step()
         step += 1
-        run_loss = 0.98 * run_loss + 0.02 * loss_sum / cfg.meta_batch if step > 1 else loss_sum / cfg.meta_batch
-        run_acc = 0.98 * run_acc + 0.02 * acc_sum / cfg.meta_batch if step > 1 else acc_sum / cfg.meta_batch
+        w = 0.02 if steps_here else 1.0  # running averages start at the first step of this run
+        run_loss = (1 - w) * run_loss + w * loss_sum / cfg.meta_batch
+        run_acc = (1 - w) * run_acc + w * acc_sum / cfg.meta_batch
+        steps_here += 1
         note = f"loss {run_loss:.3f} acc {100 * run_acc:.1f}%"
         if best["accuracy"] >= 0:
             note += f" best val {100 * best['accuracy']:.2f}%@{best['step']}"

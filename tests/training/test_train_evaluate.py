@@ -70,8 +70,15 @@ def test_protonet_train_resume_and_evaluate(tiny_data: Path, tmp_path: Path, cap
     assert 0.0 <= result["accuracy"] <= 1.0 and result["ci95"] >= 0.0
     assert result["classes"] == 8 and result["skipped_classes"] == 1
     again = evaluate_json(capsys, "--model", str(out), "--data", str(tiny_data), "--way", "4",
-                          "--shot", "1", "--query", "3", "--episodes", "12", "--seed", "5")
+                          "--shot", "1", "--query", "3", "--episodes", "12", "--seed", "5",
+                          "--record")
     assert again["accuracy"] == result["accuracy"]
+    evaluate_json(capsys, "--model", str(out), "--data", str(tiny_data), "--way", "4",
+                  "--shot", "1", "--query", "3", "--episodes", "12", "--seed", "5", "--record")
+    table = read_card(out)["accuracy"]
+    assert len(table) == 1  # the same setting is replaced, not duplicated
+    assert (table[0]["way"], table[0]["shot"], table[0]["accuracy"]) == (4, 1, result["accuracy"])
+    load_checkpoint(out)  # the weights still match the card
 
 
 def test_evaluate_reports_skips_and_too_many_ways(tiny_data: Path, tmp_path: Path, capsys) -> None:
