@@ -40,10 +40,33 @@ def describe(card: dict, path: str) -> str:
     return str(name)
 
 
+# Everything the GUI thread imports lazily later, imported here in the loading job while the
+# GUI thread imports nothing: two threads importing at once can crash the interpreter
+# inside PySide's import hook (seen with PySide6 6.12: "none_dealloc" in feature_imported).
+PRELOAD = ("app.core.session", "app.core.scan", "app.core.project", "app.core.export",
+           "app.core.scoring", "app.core.images", "app.core.onnx_backend", "onnxruntime")
+
+
+def preload_core() -> None:
+    import importlib
+
+    for name in PRELOAD:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # optional (ONNX Runtime); the core falls back by itself
+            log.info("optional module %s is not available", name)
+    from PIL import Image
+
+    Image.init()  # all Pillow format plugins, before the decode threads open files at once
+
+
 def load_model(path: str | None, device_pref: str, batch_size: int,
                cache_path: str | None) -> LoadedModel:
-    """Worker-thread function: import the core, load the checkpoint, open the cache."""
+    """Worker-thread function: import the core, load the checkpoint, open the cache and
+    build the inference backend (ONNX export on first use), so the GUI thread never waits."""
     import torch
+
+    preload_core()
 
     from app.core.cache import EmbeddingCache
     from app.core.checkpoints import load_checkpoint
@@ -73,6 +96,10 @@ def load_model(path: str | None, device_pref: str, batch_size: int,
     onnx_dir = os.path.join(os.path.dirname(os.path.abspath(cache_path)), "onnx") if cache_path else None
     embedder = Embedder(model, device=device, batch_size=batch_size, cache=cache, workers=2,
                         onnx_dir=onnx_dir)
+    try:
+        embedder.runner()  # build the backend now (its imports too), not in the first batch
+    except Exception as e:  # the first batch retries and reports
+        log.warning("inference backend not ready yet: %s", e)
     return LoadedModel(model, card, embedder, str(path), str(device), note)
 
 

@@ -116,11 +116,15 @@ class ImageGrid(QListView):
         model.thumbnails = thumbnails
         thumbnails.ready.connect(model.thumbnail_ready)
         self.setModel(model)
+        model.contentChanged.connect(self.viewport().update)
         self.setItemDelegate(ThumbnailDelegate(model, self))
         self.setViewMode(QListView.ViewMode.IconMode)
         self.setMovement(QListView.Movement.Static)
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setUniformItemSizes(True)
+        # lay out 100,000 cells in slices between events, not in one long stall
+        self.setLayoutMode(QListView.LayoutMode.Batched)
+        self.setBatchSize(2000)
         self.setGridSize(CELL + QSize(4, 4))
         self.setSpacing(0)
         self.setWrapping(True)

@@ -8,14 +8,18 @@ Python ``lessThan`` per comparison. Rows of the model are rows of ``view``.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
-from PySide6.QtCore import QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt
+from PySide6.QtCore import (QAbstractListModel, QModelIndex, QObject, QPersistentModelIndex, Qt,
+                            QTimer, Signal)
 from PySide6.QtGui import QColor
 
 PENDING = -1   # not classified yet
+BIG_FOLDER = 20_000  # above this, re-sorting while results stream is rate-limited
+RESORT_S = 3.0
 UNKNOWN = -2   # classified, but below the confidence threshold
 
 Index = QModelIndex | QPersistentModelIndex
@@ -59,6 +63,8 @@ class ClassStyle:
 
 
 class ImageListModel(QAbstractListModel):
+    contentChanged = Signal()  # labels/confidences of (possibly) every row changed
+
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.paths: list[str] = []
@@ -67,6 +73,7 @@ class ImageListModel(QAbstractListModel):
         self.confidence = np.zeros(0, np.float32)
         self.source = np.zeros(0, np.uint8)
         self.problems: dict[str, str] = {}
+        self.problem_mask = np.zeros(0, bool)
         self.classes: list[ClassStyle] = []
         self.threshold = 0.0
         self.filter: int = Filter.ALL
@@ -74,6 +81,10 @@ class ImageListModel(QAbstractListModel):
         self.view = np.zeros(0, np.int64)        # model row -> source row
         self.inverse = np.zeros(0, np.int64)     # source row -> model row or -1
         self.thumbnails = None                   # ThumbnailCache, set by the grid
+        self._last_view = 0.0
+        self._view_timer = QTimer(self)
+        self._view_timer.setSingleShot(True)
+        self._view_timer.timeout.connect(lambda: self.refresh_view(force=True))
 
     # content ------------------------------------------------------------------------
     def set_paths(self, paths: list[str]) -> None:
@@ -85,6 +96,7 @@ class ImageListModel(QAbstractListModel):
         self.confidence = np.zeros(n, np.float32)
         self.source = np.zeros(n, np.uint8)
         self.problems = {}
+        self.problem_mask = np.zeros(n, bool)
         self._compute_view()
         self.endResetModel()
 
@@ -102,25 +114,39 @@ class ImageListModel(QAbstractListModel):
         self.label = np.asarray(label, np.int32).copy()
         self.confidence = np.asarray(confidence, np.float32).copy()
         src = np.asarray(source, np.uint8).copy()
-        if self.problems:
-            rows = [self.row_of[p] for p in self.problems if p in self.row_of]
-            src[rows] = Source.PROBLEM
+        src[self.problem_mask] = Source.PROBLEM
         self.source = src
         self.refresh_view()
 
-    def set_problems(self, problems: dict[str, str]) -> None:
-        self.problems.update(problems)
+    def set_problems(self, problems: dict[str, str], refresh: bool = True) -> None:
+        """Add skipped files (path -> reason); only folder images are kept here."""
         rows = [self.row_of[p] for p in problems if p in self.row_of]
         if rows:
+            self.problems.update({self.paths[i]: problems[self.paths[i]] for i in rows})
+            self.problem_mask[rows] = True
             self.source[rows] = Source.PROBLEM
             self.label[rows] = PENDING
-            self.refresh_view()
+            if refresh:
+                self.refresh_view()
 
-    def refresh_view(self) -> None:
-        """Recompute filter/sort when they depend on the data, else just repaint."""
+    def refresh_view(self, force: bool = False) -> None:
+        """Recompute filter/sort when they depend on the data, else just repaint.
+
+        Re-ordering makes the view lay out every row again (~0.3 s at 100,000 rows), so for
+        big folders the order follows streaming results at most every ``RESORT_S`` seconds
+        (the badges themselves update at once); user choices (``set_view_options``) apply
+        immediately."""
         if self.filter == Filter.ALL and self.sort == Sort.NAME:
             self._changed_all()
             return
+        wait = self._last_view + RESORT_S - time.monotonic()
+        if not force and len(self.paths) > BIG_FOLDER and wait > 0:
+            self._changed_all()
+            if not self._view_timer.isActive():
+                self._view_timer.start(int(wait * 1000) + 1)
+            return
+        self._view_timer.stop()
+        self._last_view = time.monotonic()
         old = self.view
         new = self._view_array()
         if len(old) == len(new) and np.array_equal(old, new):
@@ -150,6 +176,8 @@ class ImageListModel(QAbstractListModel):
             self.filter = int(filter_)
         if sort is not None:
             self.sort = int(sort)
+        self._view_timer.stop()
+        self._last_view = time.monotonic()
         self.beginResetModel()
         self._compute_view()
         self.endResetModel()
@@ -189,8 +217,9 @@ class ImageListModel(QAbstractListModel):
         self.inverse[view] = np.arange(len(view))
 
     def _changed_all(self) -> None:
-        if len(self.view):
-            self.dataChanged.emit(self.index(0), self.index(len(self.view) - 1))
+        """Every row's state changed. Views repaint what they show (``contentChanged``): a
+        whole-range ``dataChanged`` costs an icon-mode QListView ~0.4 s at 100,000 rows."""
+        self.contentChanged.emit()
 
     # lookups ---------------------------------------------------------------------------
     def source_row(self, row: int) -> int:

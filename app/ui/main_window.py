@@ -219,7 +219,8 @@ class MainWindow(QMainWindow):
         for w in (self.class_panel, self.review, self.grid, self.open_button, self.method_combo):
             w.setEnabled(on)
         for a in (self.act_open, self.act_open_project, self.act_save, self.act_save_as, self.act_export,
-                  self.act_copy, self.act_move, self.act_add_class, self.act_classify):
+                  self.act_copy, self.act_move, self.act_add_class, self.act_classify,
+                  self.act_settings, self.act_recover):
             a.setEnabled(on)
 
     # user edits ---------------------------------------------------------------------------------

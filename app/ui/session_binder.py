@@ -54,6 +54,7 @@ class SessionBinder(QObject):
         self.problems = problems
         self._dirty: set[str] = set()
         self._shown: set[str] = set()
+        self._new_problems: set[str] = set()
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.setInterval(120)
@@ -76,6 +77,8 @@ class SessionBinder(QObject):
         else:
             if event in ("examples", "folder"):
                 self.examplesChanged.emit()
+            if event == "problems":
+                self._new_problems.update(info.get("paths") or [])
             self._dirty.add(event)
             if event in ("folder", "classes"):
                 self.flush()  # structure changes show at once
@@ -93,6 +96,8 @@ class SessionBinder(QObject):
             self.model.set_paths(s.images)
             self.problems.set_problems(dict(s.problems))
             self._shown = set(s.problems)
+            self._new_problems = set()
+            self.model.set_problems(s.problems, refresh=False)
         if dirty & {"classes", "model"}:
             styles = [ClassStyle(c.name, c.colour) for c in s.classes]
             self.model.classes = styles
@@ -104,11 +109,12 @@ class SessionBinder(QObject):
         if "threshold" in dirty:
             self.review.set_threshold(s.threshold)
         if "problems" in dirty:
-            new = {p: r for p, r in s.problems.items() if p not in self._shown}
+            pending, self._new_problems = self._new_problems, set()
+            new = {p: s.problems[p] for p in pending if p in s.problems and p not in self._shown}
             self._shown.update(new)
             if new:
                 self.problems.add_problems(new)
-            self.model.problems.update({p: r for p, r in s.problems.items() if p in self.model.row_of})
+                self.model.set_problems(new, refresh=False)
         if self.model.paths:
             label, conf, source = grid_state(s, self.model.paths, self.model.row_of)
             self.model.threshold = s.threshold

@@ -8,6 +8,7 @@ images decodes only what the user is looking at. A file that cannot be decoded g
 """
 from __future__ import annotations
 
+import sys
 import threading
 from collections import OrderedDict, deque
 
@@ -40,10 +41,11 @@ def read_thumbnail(path: str, size: int = THUMB_SIZE) -> QImage:
 
 def _fallback(path: str, size: int) -> QImage:
     """Formats Qt cannot read (e.g. CMYK TIFF, 16-bit) go through the core's Pillow loader."""
+    core = sys.modules.get("app.core.images")
+    if core is None:  # never import the core (torch) from a thumbnail thread: see engine.PRELOAD
+        return QImage()
     try:
-        from app.core.images import load_thumbnail
-
-        pil = load_thumbnail(path, size)
+        pil = core.load_thumbnail(path, size)
         data = pil.tobytes("raw", "RGB")
         img = QImage(data, pil.width, pil.height, pil.width * 3, QImage.Format.Format_RGB888)
         return img.copy()  # own the buffer
@@ -66,7 +68,10 @@ class _Loader(QRunnable):
             if path is None:
                 return
             img = read_thumbnail(path, self.owner.size)
-            self.owner._signals.loaded.emit(path, img)
+            try:
+                self.owner._signals.loaded.emit(path, img)
+            except RuntimeError:  # the cache was deleted (window closed): stop quietly
+                return
 
 
 class ThumbnailCache(QObject):

@@ -34,6 +34,12 @@ def test_hundred_thousand_images_stay_lazy(qtbot, tmp_path):
     assert model.rowCount() == N
     on_screen = len(requested)
     assert 0 < on_screen < 200                    # only the visible cells
+    # the layout of 100,000 cells is done in slices between events; wait for the last one
+    cols = max(1, grid.viewport().width() // grid.gridSize().width())
+    full = -(-N // cols) * grid.gridSize().height() - grid.viewport().height()
+    qtbot.waitUntil(lambda: grid.verticalScrollBar().maximum() >= full - grid.gridSize().height(),
+                    timeout=20_000)
+    assert len(requested) == on_screen            # laying out decodes nothing
     grid.scrollToBottom()
     QApplication.processEvents()
     grid.verticalScrollBar().setValue(grid.verticalScrollBar().maximum() // 2)
