@@ -40,9 +40,9 @@ def describe(card: dict, path: str) -> str:
     return str(name)
 
 
-# Everything the GUI thread imports lazily later, imported here in the loading job while the
-# GUI thread imports nothing: two threads importing at once can crash the interpreter
-# inside PySide's import hook (seen with PySide6 6.12: "none_dealloc" in feature_imported).
+# Everything the GUI thread imports lazily later is imported here, in the loading job, while
+# the GUI thread imports nothing: no two threads import at once (imports run PySide's
+# import hook), and the first folder/export/project action does not wait on an import.
 PRELOAD = ("app.core.session", "app.core.scan", "app.core.project", "app.core.export",
            "app.core.scoring", "app.core.images", "app.core.onnx_backend", "onnxruntime")
 

@@ -19,7 +19,7 @@ from PySide6.QtGui import QColor
 
 PENDING = -1   # not classified yet
 BIG_FOLDER = 20_000  # above this, re-sorting while results stream is rate-limited
-RESORT_S = 3.0
+RESORT_S = 1.0
 UNKNOWN = -2   # classified, but below the confidence threshold
 
 Index = QModelIndex | QPersistentModelIndex

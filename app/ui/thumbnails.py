@@ -42,7 +42,7 @@ def read_thumbnail(path: str, size: int = THUMB_SIZE) -> QImage:
 def _fallback(path: str, size: int) -> QImage:
     """Formats Qt cannot read (e.g. CMYK TIFF, 16-bit) go through the core's Pillow loader."""
     core = sys.modules.get("app.core.images")
-    if core is None:  # never import the core (torch) from a thumbnail thread: see engine.PRELOAD
+    if core is None:  # never import the core (torch) from a thumbnail thread (engine.PRELOAD)
         return QImage()
     try:
         pil = core.load_thumbnail(path, size)
