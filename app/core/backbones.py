@@ -77,6 +77,95 @@ class MobileNetV2Features(nn.Module):
         return {"name": "mobilenetv2", "width_mult": self.width_mult}
 
 
+# EfficientNet-Lite0 stages: (expand ratio, kernel, stride, output channels, repeats).
+_LITE0_STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
+                 (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
+
+
+class SameConv2d(nn.Conv2d):
+    """Conv2d with TensorFlow "SAME" padding (asymmetric for even inputs and stride 2: the
+    extra row/column goes bottom/right). Weights converted from TF need it to match."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1,
+                 groups: int = 1) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding=0,
+                         groups=groups, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pads = []
+        for size, k, s in zip(reversed(x.shape[-2:]), reversed(self.kernel_size),
+                              reversed(self.stride)):
+            total = max((-(-size // s) - 1) * s + k - size, 0)
+            pads += [total // 2, total - total // 2]
+        return super().forward(nn.functional.pad(x, pads))
+
+
+def _bn(channels: int) -> nn.BatchNorm2d:
+    return nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01)
+
+
+class LiteBlock(nn.Module):
+    """Mobile inverted bottleneck of EfficientNet-Lite (no squeeze-excite, ReLU6)."""
+
+    def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int) -> None:
+        super().__init__()
+        mid = cin * expand
+        if expand != 1:
+            self._expand_conv = SameConv2d(cin, mid, 1)
+            self._bn0 = _bn(mid)
+        self._depthwise_conv = SameConv2d(mid, mid, kernel, stride, groups=mid)
+        self._bn1 = _bn(mid)
+        self._project_conv = SameConv2d(mid, cout, 1)
+        self._bn2 = _bn(cout)
+        self.expand = expand
+        self.skip = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x
+        if self.expand != 1:
+            h = nn.functional.relu6(self._bn0(self._expand_conv(h)))
+        h = nn.functional.relu6(self._bn1(self._depthwise_conv(h)))
+        h = self._bn2(self._project_conv(h))
+        return h + x if self.skip else h
+
+
+class EfficientNetLite0Features(nn.Module):
+    """EfficientNet-Lite0 without its classifier: stem -> 16 blocks -> 1x1 head -> global
+    average pool, 1280-d. Parameter names follow the ``efficientnet_lite_pytorch`` /
+    ``efficientnet_pytorch`` layout (``_conv_stem``, ``_blocks.N._depthwise_conv``, ...), so
+    that package's state dict (less ``_fc``) loads with ``strict=True``.
+    Its ImageNet weights (converted from TensorFlow) expect inputs scaled to about [-1, 1]
+    (mean 127, std 128 on 0-255 pixels), not the torchvision mean/std.
+    """
+
+    out_dim = 1280
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._conv_stem = SameConv2d(3, 32, 3, 2)
+        self._bn0 = _bn(32)
+        blocks: list[nn.Module] = []
+        cin = 32
+        for expand, kernel, stride, cout, repeats in _LITE0_STAGES:
+            for i in range(repeats):
+                blocks.append(LiteBlock(cin, cout, expand, kernel, stride if i == 0 else 1))
+                cin = cout
+        self._blocks = nn.ModuleList(blocks)
+        self._conv_head = SameConv2d(cin, 1280, 1)
+        self._bn1 = _bn(1280)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.relu6(self._bn0(self._conv_stem(x)))
+        for block in self._blocks:
+            x = block(x)
+        x = nn.functional.relu6(self._bn1(self._conv_head(x)))
+        return self.pool(x).flatten(1)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": "efficientnet_lite0"}
+
+
 class Identity(nn.Module):
     """Backbone for learners that adapt the whole network themselves (full MAML):
     the "features" are the preprocessed images, flattened to ``(B, C*H*W)``.
@@ -107,6 +196,7 @@ class Unflatten(nn.Module):
 BACKBONES: dict[str, type[nn.Module]] = {
     "conv4": Conv4,
     "mobilenetv2": MobileNetV2Features,
+    "efficientnet_lite0": EfficientNetLite0Features,
     "identity": Identity,
 }
 

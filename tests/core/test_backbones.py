@@ -1,0 +1,105 @@
+"""EfficientNet-Lite0 backbone: shape, TF "SAME" padding, parameter layout, config and
+checkpoint round-trips, ONNX export. Random init: no dependency on the weights package."""
+import numpy as np
+import pytest
+import torch
+
+from app.core.backbones import EfficientNetLite0Features, SameConv2d, build_backbone
+from app.core.checkpoints import load_checkpoint, save_checkpoint
+from app.core.learners import ProtoNet
+from app.core.model import FewShotModel, InputSpec
+
+
+def _randomise_batchnorm(module: torch.nn.Module, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    for m in module.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+            m.running_var.copy_(torch.rand(n, generator=g) * 0.5 + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.randn(n, generator=g) * 0.1)
+
+
+def _lite0(seed: int = 0) -> EfficientNetLite0Features:
+    torch.manual_seed(seed)
+    bb = EfficientNetLite0Features()
+    _randomise_batchnorm(bb, seed)
+    return bb.eval()
+
+
+@pytest.mark.parametrize("size", [(224, 224), (97, 130)])
+def test_output_is_1280_d_for_any_input_size(size):
+    bb = _lite0()
+    with torch.no_grad():
+        out = bb(torch.randn(2, 3, *size))
+    assert out.shape == (2, EfficientNetLite0Features.out_dim) == (2, 1280)
+    assert torch.isfinite(out).all() and (out >= 0).all() and (out <= 6).all()  # ReLU6 + mean
+    assert out.std() > 0
+
+
+def test_same_padding_puts_the_extra_row_and_column_bottom_right():
+    torch.manual_seed(0)
+    conv = SameConv2d(2, 3, 3, stride=2)
+    x = torch.randn(1, 2, 8, 8)  # TF: out 4x4, total padding 1 -> (0 top/left, 1 bottom/right)
+    ref = torch.nn.functional.conv2d(torch.nn.functional.pad(x, [0, 1, 0, 1]), conv.weight,
+                                     stride=2)
+    sym = torch.nn.functional.conv2d(x, conv.weight, stride=2, padding=1)
+    out = conv(x)
+    assert out.shape == ref.shape == (1, 3, 4, 4)
+    assert torch.allclose(out, ref) and not torch.allclose(out, sym)
+    conv5 = SameConv2d(2, 2, 5, stride=1, groups=2)
+    assert conv5(x).shape == (1, 2, 8, 8)
+
+
+def test_parameter_names_follow_the_efficientnet_lite_pytorch_layout():
+    keys = set(EfficientNetLite0Features().state_dict())
+    for k in ("_conv_stem.weight", "_bn0.running_var", "_blocks.0._depthwise_conv.weight",
+              "_blocks.15._project_conv.weight", "_conv_head.weight", "_bn1.num_batches_tracked"):
+        assert k in keys
+    assert "_blocks.0._expand_conv.weight" not in keys  # expand ratio 1: no expansion
+    assert not any(k.startswith("_blocks.16.") or "_se_" in k or "_fc" in k for k in keys)
+    shapes = {k: tuple(v.shape) for k, v in EfficientNetLite0Features().state_dict().items()}
+    assert shapes["_conv_stem.weight"] == (32, 3, 3, 3)
+    assert shapes["_blocks.3._depthwise_conv.weight"] == (144, 1, 5, 5)
+    assert shapes["_conv_head.weight"] == (1280, 320, 1, 1)
+
+
+def test_config_round_trip_builds_the_same_network():
+    bb = _lite0(1)
+    again = build_backbone(bb.config())
+    assert isinstance(again, EfficientNetLite0Features)
+    again.load_state_dict(bb.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(again.eval()(x), bb(x), atol=1e-6)
+
+
+def _model() -> FewShotModel:
+    spec = InputSpec(size=(64, 64), mean=(0.5,) * 3, std=(0.5,) * 3, resize="center_crop",
+                     crop_fraction=1.0)
+    return FewShotModel(_lite0(2), {"protonet": ProtoNet()}, spec).eval()
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = _model()
+    save_checkpoint(model, tmp_path / "lite", {"note": "test"})
+    loaded, card = load_checkpoint(tmp_path / "lite")
+    assert card["architecture"]["backbone"]["name"] == "efficientnet_lite0"
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(loaded.features(x), model.features(x), atol=1e-5)
+
+
+def test_onnx_export_matches_pytorch(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from app.core.onnx_backend import OnnxBackbone, max_relative_error
+
+    model = _model()
+    ort_bb = OnnxBackbone.for_model(model, tmp_path, threads=1, run_batch=2)
+    x = torch.randn(3, *model.input_spec.shape)
+    with torch.no_grad():
+        ref = model.features(x).numpy()
+    out = ort_bb(x.numpy())
+    assert out.shape == ref.shape and np.abs(ref).max() > 1e-3
+    assert max_relative_error(out, ref) < 1e-4
