@@ -39,8 +39,14 @@ LITE_MEAN = (127 / 255,) * 3
 LITE_STD = (128 / 255,) * 3
 
 
-def lite0_input_spec(size: int = 224, crop_fraction: float = 1.0) -> InputSpec:
-    return InputSpec(size=(size, size), channels=3, mean=LITE_MEAN, std=LITE_STD,
+def lite0_input_spec(size: int = 224, crop_fraction: float = 1.0,
+                     norm: str = "lite") -> InputSpec:
+    """norm "lite": (x - 127) / 128 (what the weights were trained on); "imagenet": the
+    torchvision mean/std (only to measure that it is worse)."""
+    from app.training.photo import IMAGENET_MEAN, IMAGENET_STD
+
+    mean, std = (LITE_MEAN, LITE_STD) if norm == "lite" else (IMAGENET_MEAN, IMAGENET_STD)
+    return InputSpec(size=(size, size), channels=3, mean=mean, std=std,
                      resize="center_crop", crop_fraction=crop_fraction)
 
 
@@ -82,7 +88,7 @@ def cmd_init(a: argparse.Namespace) -> int:
         "maml": maml_learner("task", scale=a.scale, inner_steps=a.inner_steps),
         "centroid": centroid_learner(),
     }
-    model = photo_model(lite0_backbone(weights), learners, lite0_input_spec(a.size, a.crop),
+    model = photo_model(lite0_backbone(weights), learners, lite0_input_spec(a.size, a.crop, a.norm),
                         default_method="protonet")
     card = {"starting_weights": provenance(weights)}
     save_checkpoint(model, a.out, card, half=True)
@@ -141,6 +147,7 @@ def main() -> int:
     i.add_argument("--size", type=int, default=224)
     i.add_argument("--crop", type=float, default=1.0)
     i.add_argument("--scale", type=float, default=4.0)
+    i.add_argument("--norm", choices=["lite", "imagenet"], default="lite")
     i.add_argument("--inner-steps", type=int, default=5)
     i.set_defaults(func=cmd_init)
     p = sub.add_parser("probe")
