@@ -18,7 +18,8 @@ def add_data_flags(p: argparse.ArgumentParser, subset_default: str) -> None:
                    help="split the classes (sorted by name, shuffled with --split-seed) into "
                         "N 'train' classes and the remaining 'test' classes "
                         "(Omniglot protocol: --class-split 1200 over all 1,623 characters)")
-    g.add_argument("--subset", choices=["train", "test", "all"], default=subset_default,
+    g.add_argument("--subset", choices=["train", "test", "all", "val"] if subset_default == "test"
+                   else ["train", "test", "all"], default=subset_default,
                    help=f"which part of --class-split to use (default: {subset_default}; "
                         "ignored without --class-split)")
     g.add_argument("--split-seed", type=int, default=0, help="seed of --class-split (default 0)")
@@ -27,7 +28,8 @@ def add_data_flags(p: argparse.ArgumentParser, subset_default: str) -> None:
 def data_spec(args: argparse.Namespace) -> DataSpec:
     subset = args.subset if args.class_split is not None else "all"
     return DataSpec(root=args.data, rotations=args.rotations, class_split=args.class_split,
-                    subset=subset, split_seed=args.split_seed)
+                    subset=subset, split_seed=args.split_seed,
+                    val_classes=getattr(args, "val_classes", None) or 0)
 
 
 def add_runtime_flags(p: argparse.ArgumentParser) -> None:

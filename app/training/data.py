@@ -152,8 +152,9 @@ class DataSpec:
     root: str
     rotations: bool = False
     class_split: int | None = None   # number of classes in the "train" part
-    subset: str = "all"              # "train" | "test" | "all"
+    subset: str = "all"              # "train" | "test" | "all" | "val"
     split_seed: int = 0
+    val_classes: int = 0             # "val": the classes ``train`` holds out for validation
 
     def describe(self) -> dict[str, object]:
         d: dict[str, object] = {"data": self.root, "rotations": self.rotations}
@@ -169,6 +170,10 @@ def select_classes(spec: DataSpec) -> list[ClassFolder]:
             raise DatasetError(f"--subset {spec.subset} needs --class-split N")
         return classes
     train, test = split_classes(classes, spec.class_split, spec.split_seed)
+    if spec.subset == "val":
+        if spec.val_classes <= 0:
+            raise DatasetError("--subset val needs --val-classes N (as given to train)")
+        return carve_validation(train, spec.val_classes, spec.split_seed)[1]
     return {"train": train, "test": test, "all": classes}[spec.subset]
 
 

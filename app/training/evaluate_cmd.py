@@ -24,6 +24,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description=__doc__)
     p.add_argument("--model", required=True, metavar="PATH", help="checkpoint (PATH.json + PATH.safetensors)")
     add_data_flags(p, subset_default="test")
+    p.add_argument("--val-classes", type=int, default=0, metavar="N",
+                   help="with --subset val: the N classes train held out for validation "
+                        "(same --class-split/--split-seed as train) -- for choosing settings "
+                        "without touching the test classes")
     p.add_argument("--way", type=int, required=True)
     p.add_argument("--shot", type=int, required=True)
     p.add_argument("--query", type=int, default=15, help="queries per class (default 15)")

@@ -73,3 +73,15 @@ def test_validation_is_carved_from_training_classes(tmp_path: Path) -> None:
     assert len(val) == 3 and len(train) == 7
     assert not {c.name for c in train} & {c.name for c in val}
     assert np.all([c.name.startswith("c") for c in train + val])
+
+
+def test_validation_subset_is_what_train_held_out(tmp_path: Path) -> None:
+    root = make_dataset(tmp_path / "d", {f"c{i:02d}": 2 for i in range(20)})
+    train, _ = split_classes(discover_classes(root), 12, seed=4)
+    kept, held = carve_validation(train, 3, seed=4)
+    val = select_classes(DataSpec(str(root), class_split=12, subset="val", split_seed=4,
+                                  val_classes=3))
+    assert [c.name for c in val] == [c.name for c in held]
+    assert not {c.name for c in val} & {c.name for c in kept}
+    with pytest.raises(DatasetError, match="val-classes"):
+        select_classes(DataSpec(str(root), class_split=12, subset="val"))
