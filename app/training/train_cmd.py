@@ -123,6 +123,9 @@ def run(a: argparse.Namespace) -> int:
             model, card = load_checkpoint(a.init)
             card = {k: v for k, v in card.items()
                     if k not in ("format", "name", "architecture", "weights")}
+            # measurements of the learner being retrained no longer hold
+            card["accuracy"] = [e for e in card.get("accuracy", [])
+                                if isinstance(e, dict) and e.get("method") != a.method]
             if a.method not in model.methods:
                 add_learner(model, opts)
             if len(model.methods) > 1 and not freeze:

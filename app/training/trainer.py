@@ -19,6 +19,7 @@ import io
 import json
 import math
 import platform
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -150,7 +151,7 @@ def train(cfg: TrainConfig, model: FewShotModel, train_classes: list[ClassFolder
         sched.load_state_dict(st["scheduler"])
         step, best, history = int(st["step"]), json.loads(st["best"]), json.loads(st["history"])
         best_state = st.get("best_model")
-        print(f"resumed from {state_path(cfg.out)} at step {step}", file=__import__("sys").stderr)
+        print(f"resumed from {state_path(cfg.out)} at step {step}", file=sys.stderr)
     elif cfg.freeze_backbone and cfg.set_mean:
         _mean_features_into_necks(model, method, tr)
 
@@ -237,7 +238,7 @@ def _choose_inner_steps(cfg: TrainConfig, model: FewShotModel, method: str,
     set_inner_steps(learner, best_n)
     print("inner steps at test time (validation accuracy): "
           + ", ".join(f"{n}: {100 * a:.2f}%" for n, a in scores.items()) + f" -> {best_n}",
-          file=__import__("sys").stderr)
+          file=sys.stderr)
     return {"chosen": best_n, "validation": {str(n): round(a, 5) for n, a in scores.items()}}
 
 
