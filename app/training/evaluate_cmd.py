@@ -73,7 +73,8 @@ def record_in_card(model_path: str, result: dict) -> None:
     if result.get("inner_steps") is not None:
         entry["inner_steps"] = result["inner_steps"]
     table = [e for e in card.get("accuracy", [])
-             if not all(e.get(k) == entry[k] for k in _KEYS)]
+             if not (all(e.get(k) == entry[k] for k in _KEYS)
+                     and e.get("inner_steps") == entry.get("inner_steps"))]
     table.append(entry)
     card["accuracy"] = table
     atomic_write_text(card_path, json.dumps(card, indent=2) + "\n")
