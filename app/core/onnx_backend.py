@@ -40,6 +40,9 @@ TOLERANCE = 1e-3
 # Images per session.run: small batches keep activations in cache; measured on 2 cores
 # (MobileNetV2, 224 px, 2 threads): 4-8 -> ~5 ms CPU per image, 32 -> ~6.8, 128 -> ~7.2.
 RUN_BATCH = 8
+# Bump when the exported graph of the same weights changes (e.g. a faster layer
+# formulation), so caches holding the older export are not reused.
+EXPORT_REVISION = 2
 
 
 # backbone id -> a file exported (and verified) by this process, reused for other folders
@@ -243,7 +246,7 @@ class OnnxBackbone:
             raise OnnxUnavailable(reason)
         folder = Path(cache_dir) if cache_dir is not None else onnx_cache_dir()
         key = backbone_id(model)
-        path = folder / f"{key}.onnx"
+        path = folder / f"{key}-r{EXPORT_REVISION}.onnx"
         fresh = False
         earlier = _EXPORTED.get(key)
         if not path.exists() and earlier is not None and earlier != path:

@@ -6,7 +6,7 @@ import torch
 from app.core.backbones import Conv4, Identity, MobileNetV2Features
 from app.core.learners import ProtoNet
 from app.core.model import OMNIGLOT_INPUT, FewShotModel, InputSpec, backbone_id
-from app.core.onnx_backend import OnnxBackbone, OnnxUnavailable, max_relative_error
+from app.core.onnx_backend import EXPORT_REVISION, OnnxBackbone, OnnxUnavailable, max_relative_error
 
 pytest.importorskip("onnxruntime")
 
@@ -57,7 +57,7 @@ def test_onnx_matches_pytorch(make, isolate, tmp_path):
 def test_export_is_reused_and_keyed_by_weights(tmp_path):
     model = _conv4(0)
     first = OnnxBackbone.for_model(model, tmp_path, threads=1, isolate=False)
-    assert first.path.name == f"{backbone_id(model)}.onnx"
+    assert first.path.name == f"{backbone_id(model)}-r{EXPORT_REVISION}.onnx"
     stamp = first.path.stat().st_mtime_ns
     again = OnnxBackbone.for_model(model, tmp_path, threads=1, isolate=False)
     assert again.path == first.path and again.path.stat().st_mtime_ns == stamp
@@ -88,7 +88,7 @@ def test_another_cache_folder_gets_the_same_export(tmp_path):
 
 def test_damaged_export_is_redone(tmp_path):
     model = _conv4(0)
-    path = tmp_path / f"{backbone_id(model)}.onnx"
+    path = tmp_path / f"{backbone_id(model)}-r{EXPORT_REVISION}.onnx"
     path.write_bytes(b"half a file")
     bb = OnnxBackbone.for_model(model, tmp_path, threads=1, isolate=False)
     assert bb.check_against_torch(model) < 1e-4
