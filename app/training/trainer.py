@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import platform
 import sys
 import time
@@ -25,7 +24,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from ..core.atomic import atomic_write_bytes

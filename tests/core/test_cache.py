@@ -5,7 +5,6 @@ import os
 import time
 
 import numpy as np
-import pytest
 
 from app.core.cache import EmbeddingCache, FileKey
 

@@ -1,5 +1,4 @@
 """Export: the CSV a spreadsheet opens safely, and class folders that never lose a file."""
-import csv
 import os
 
 import pytest

@@ -1,5 +1,5 @@
-"""The shipped photo model: loads without unpickling, has its declared methods, and
-``python -m app evaluate`` on clothing-small 5-way 5-shot stays within its card's CI."""
+"""The shipped photo models: load without unpickling, have their declared methods, and
+``python -m app evaluate`` on clothing-small 5-way 5-shot stays within each card's CI."""
 from __future__ import annotations
 
 import json
@@ -101,10 +101,13 @@ def test_several_roots_pool_same_named_classes(tmp_path: Path) -> None:
     assert [(c.name, len(c.files)) for c in pooled] == [("cat", 3), ("dog", 3)]
 
 
-def test_evaluate_clothing_small_5way_5shot_within_the_cards_ci(capsys) -> None:
+@pytest.mark.parametrize("name", ["photo-mobilenetv2", "photo-efficientnet-lite0"])
+def test_evaluate_clothing_small_5way_5shot_within_the_cards_ci(capsys, name: str) -> None:
     data = shared_data("clothing-small")
-    _require_model()
-    card = read_card(MODEL)
+    model = REPO / "pretrained" / name
+    if not checkpoint_paths(model)[1].is_file():
+        pytest.skip(f"{model}.json is not shipped in this checkout")
+    card = read_card(model)
     default = card["architecture"]["default_method"]
     rows = [r for r in card.get("accuracy", [])
             if (r["method"], r["way"], r["shot"]) == (default, 5, 5)
@@ -117,7 +120,7 @@ def test_evaluate_clothing_small_5way_5shot_within_the_cards_ci(capsys) -> None:
     try:
         capsys.readouterr()
         # 30 episodes: only the ~2,000 images they draw are embedded (cold cache in CI)
-        rc = main(["evaluate", "--model", str(MODEL), "--data", pooled, "--way", "5",
+        rc = main(["evaluate", "--model", str(model), "--data", pooled, "--way", "5",
                    "--shot", "5", "--query", str(ref["query"]), "--episodes", "30",
                    "--seed", "1", "--device", "cpu", "--json", "--quiet"])
     finally:

@@ -3,7 +3,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.training.data import DataSpec, DatasetError, build_items, discover_classes
+from app.training.data import DatasetError, build_items, discover_classes
 from app.training.sampler import EpisodeSampler
 
 
