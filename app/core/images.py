@@ -6,11 +6,13 @@
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import struct
 import warnings
 import zlib
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
@@ -68,41 +70,43 @@ def load_thumbnail(path: str | os.PathLike[str], max_side: int = 256) -> Image.I
 def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
     """(width, height) as displayed (EXIF rotation applied), reading only the header."""
     path = Path(path)
-    with _errors(path):
-        if path.stat().st_size == 0:
-            raise ImageError(path, "empty file (0 bytes)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                w, h = im.size
-                orientation = im.getexif().get(0x0112, 1)
-        return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+    with _errors(path), _checked_open(path) as im:
+        w, h = im.size
+        orientation = im.getexif().get(0x0112, 1)
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
+
+
+@contextlib.contextmanager
+def _checked_open(path: Path) -> Iterator[Image.Image]:
+    """``Image.open`` that refuses empty files and turns the decompression-bomb warning into
+    an error; used inside ``_errors`` so every failure becomes an ImageError."""
+    if path.stat().st_size == 0:
+        raise ImageError(path, "empty file (0 bytes)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            yield im
 
 
 def _open_decoded(path: str | os.PathLike[str], draft_mode: str,
                   draft_size: tuple[int, int] | None) -> Image.Image:
     """Open, check, draft-decode (JPEG), load the first frame and apply EXIF orientation."""
     path = Path(path)
-    with _errors(path):
-        if path.stat().st_size == 0:
-            raise ImageError(path, "empty file (0 bytes)")
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as im:
-                w, h = im.size
-                if w * h > MAX_PIXELS:
-                    raise ImageError(path, f"image too large ({w}x{h} pixels; limit "
-                                           f"{MAX_PIXELS // 1_000_000} megapixels)")
-                if w == 0 or h == 0:
-                    raise ImageError(path, f"image has no pixels ({w}x{h})")
-                if draft_size is not None and im.format == "JPEG":
-                    im.draft(draft_mode if im.mode != "CMYK" else None, draft_size)
-                im.seek(0)
-                im.load()
-                out = ImageOps.exif_transpose(im)
-                if out is im:
-                    out = im.copy()
-                return out
+    with _errors(path), _checked_open(path) as im:
+        w, h = im.size
+        if w * h > MAX_PIXELS:
+            raise ImageError(path, f"image too large ({w}x{h} pixels; limit "
+                                   f"{MAX_PIXELS // 1_000_000} megapixels)")
+        if w == 0 or h == 0:
+            raise ImageError(path, f"image has no pixels ({w}x{h})")
+        if draft_size is not None and im.format == "JPEG":
+            im.draft(draft_mode if im.mode != "CMYK" else None, draft_size)
+        im.seek(0)
+        im.load()
+        out = ImageOps.exif_transpose(im)
+        if out is im:
+            out = im.copy()
+        return out
     raise AssertionError("unreachable")  # pragma: no cover
 
 
