@@ -30,8 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="folder with one sub-folder of example images per class")
     p.add_argument("--images", required=True, metavar="DIR", help="folder to classify (recursive)")
     p.add_argument("--out", required=True, metavar="CSV", help="CSV file to write")
-    p.add_argument("--method", choices=["protonet", "maml"], default=None,
-                   help="few-shot method (default: the model's default method)")
+    p.add_argument("--method", default=None, metavar="LEARNER",
+                   help="one of the model's learners (listed in its card; "
+                        "default: the model's own choice)")
     p.add_argument("--threshold", type=float, default=0.0, metavar="T",
                    help="confidence below which an image is labelled 'unknown' (0..1, default 0)")
     p.add_argument("--project", default=None, metavar="FILE",

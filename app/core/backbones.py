@@ -111,7 +111,9 @@ class SameConv2d(nn.Conv2d):
         pads = []
         for size, k, s in zip(reversed(x.shape[-2:]), reversed(self.kernel_size),
                               reversed(self.stride)):
-            total = max((-(-size // s) - 1) * s + k - size, 0)
+            # ceil(size / s) written with non-negative operands: the ONNX exporter turns
+            # ``//`` into a truncating division, which differs from floor for negatives.
+            total = max(((size + s - 1) // s - 1) * s + k - size, 0)
             pads += [total // 2, total - total // 2]
         return super().forward(nn.functional.pad(x, pads))
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 from typing import Callable, Iterable
 
 from .history import Command, History
-from .records import METHODS, PALETTE, UNKNOWN, ClassInfo, Example, norm_path as _norm
+from .records import PALETTE, UNKNOWN, ClassInfo, Example, norm_path as _norm
 from .records import valid_colour as _valid_colour
 from .scan import expand_paths
 
@@ -272,8 +272,8 @@ class SessionEdits:
                        lambda: self._set_attr("threshold", old), merge_key="threshold")
 
     def set_method(self, method: str) -> None:
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+        if not isinstance(method, str) or not method:
+            raise ValueError(f"a method is the key of one of the model's learners, not {method!r}")
         old = self.method
         if method != old:
             self._push(f"Switch to {method}", lambda: self._set_attr("method", method),

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_text
-from .records import METHODS, ClassInfo, Example, valid_colour as _valid_colour
+from .records import ClassInfo, Example, valid_colour as _valid_colour
 from .session import Session
 
 FORMAT = "fewshot-label-project"
@@ -35,7 +35,7 @@ class ProjectData:
     classes: list[ClassInfo]
     examples: list[Example]
     threshold: float = 0.0
-    method: str = "protonet"
+    method: str = ""
     model_path: str | None = None
     folder: str | None = None
     missing: list[str] = field(default_factory=list)  # example files not found on disk
@@ -131,9 +131,9 @@ def parse_project(data: Any, path: Path) -> ProjectData:
         if not os.path.exists(p):
             missing.append(p)
         examples.append(Example(p, e["class"], source))
-    method = data.get("method", "protonet")
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}")
+    method = data.get("method", "")  # a learner key of the model; "" = the model's default
+    if not isinstance(method, str):
+        raise ValueError(f"method must be a learner's name, not {method!r}")
     threshold = data.get("threshold", 0.0)
     if not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
         raise ValueError(f"threshold must be a number between 0 and 1, not {threshold!r}")

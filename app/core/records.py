@@ -5,7 +5,6 @@ import os
 from dataclasses import dataclass
 
 UNKNOWN = "unknown"
-METHODS = ("protonet", "maml")
 PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f032e6",
            "#bfef45", "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3")
 

@@ -18,16 +18,13 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from .learners import Adapted
+from .learners import Adapted, FolderPool
+from .learners.base import Cancelled as ScoringCancelled
 from .model import FewShotModel
 
 
 class ScoringError(ValueError):
     """Scoring is impossible as asked (e.g. fewer than two classes); message for people."""
-
-
-class ScoringCancelled(Exception):
-    pass
 
 
 class FeatureTable:
@@ -109,8 +106,10 @@ def _learner_device(learner: torch.nn.Module) -> torch.device:
 
 
 def fit(model: FewShotModel, method: str, example_feats: np.ndarray,
-        example_labels: np.ndarray) -> Adapted:
-    """Adapt ``model``'s learner for ``method`` to the examples (labels 0..N-1, N >= 2)."""
+        example_labels: np.ndarray, pool: FolderPool | None = None) -> Adapted:
+    """Adapt ``model``'s learner for ``method`` to the examples (labels 0..N-1, N >= 2);
+    a learner that reads the folder also gets ``pool`` (the folder's features)."""
+    method = method or model.default_method
     if method not in model.methods:
         raise ScoringError(f"this model has no {method!r} method (it has {', '.join(model.methods)})")
     labels = np.asarray(example_labels, dtype=np.int64)
@@ -124,6 +123,8 @@ def fit(model: FewShotModel, method: str, example_feats: np.ndarray,
     y = torch.from_numpy(labels).to(dev)
     try:
         with torch.no_grad():  # MAML re-enables grad for its inner loop itself
+            if pool is not None and learner.capabilities.reads_pool:
+                return learner.fit(s, y, num_classes=n, pool=pool)
             return learner.fit(s, y, num_classes=n)
     except ValueError as e:
         raise ScoringError(str(e)) from None
@@ -180,6 +181,7 @@ class ScoreOutcome:
     adapted: object
     labels: np.ndarray        # index into job.class_ids, per job.query_paths
     confidences: np.ndarray
+    final: bool = True        # False: the quick inductive result of a folder-aware job
 
 
 @dataclass
@@ -196,10 +198,36 @@ class ScoreJob:
     query_rows: np.ndarray | None = None      # rows of query_feats, in query_paths order
     image_positions: np.ndarray | None = None  # positions of query_paths in the session's images
     folder_epoch: int = -1
+    refine: bool = True       # let a folder-aware learner read the folder (after the quick pass)
+    pool_key: tuple = ()      # what the folder's features are; same key, same pool
+    pool_cache: dict | None = None  # the session's {pool_key: FolderPool}, reused across jobs
 
-    def run(self, model, cancel: threading.Event | None = None) -> ScoreOutcome:
+    def _pool(self, cancel: threading.Event | None) -> FolderPool:
+        cache = self.pool_cache if self.pool_cache is not None else {}
+        pool = cache.get(self.pool_key)
+        if pool is None:
+            rows = None if self.query_rows is None else torch.from_numpy(self.query_rows)
+            pool = FolderPool(torch.from_numpy(self.query_feats), rows)
+            cache.clear()
+            cache[self.pool_key] = pool
+        pool.cancel = cancel
+        return pool
+
+    def run(self, model, cancel: threading.Event | None = None,
+            partial=None) -> ScoreOutcome:  # noqa: ANN001
+        """Fit and predict. A folder-aware learner (``reads_pool``) first gives the quick
+        inductive result (to ``partial``, when given), then reads the folder."""
         adapted = fit(model, self.method, self.example_feats, self.example_labels)
         if cancel is not None and cancel.is_set():
             raise ScoringCancelled()
         labels, conf = predict(adapted, self.query_feats, cancel=cancel, rows=self.query_rows)
-        return ScoreOutcome(self, adapted, labels, conf)
+        reads_pool = model.learner(self.method).capabilities.reads_pool
+        if not (self.refine and reads_pool and len(labels) > 1):
+            return ScoreOutcome(self, adapted, labels, conf)
+        if partial is not None:
+            partial(ScoreOutcome(self, adapted, labels, conf, final=False))
+        refined = fit(model, self.method, self.example_feats, self.example_labels,
+                      pool=self._pool(cancel))
+        assert refined.pool_proba is not None
+        c, l = refined.pool_proba.max(dim=1)
+        return ScoreOutcome(self, refined, l.numpy().astype(np.int64), c.numpy().astype(np.float32))

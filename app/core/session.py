@@ -65,7 +65,7 @@ import numpy as np
 
 from .edits import Listener, SessionEdits
 from .history import History
-from .records import (METHODS, PALETTE, UNKNOWN, ClassInfo, Example, Prediction, ResultRow,
+from .records import (PALETTE, UNKNOWN, ClassInfo, Example, Prediction, ResultRow,
                       norm_path as _norm, valid_colour as _valid_colour)
 from .scan import ImageRecord
 from .scoring import (FeatureTable, ScoreJob, ScoreOutcome, ScoringCancelled, ScoringError,
@@ -73,7 +73,7 @@ from .scoring import (FeatureTable, ScoreJob, ScoreOutcome, ScoringCancelled, Sc
 
 
 class Session(SessionEdits):
-    def __init__(self, threshold: float = 0.0, method: str = "protonet",
+    def __init__(self, threshold: float = 0.0, method: str = "",
                  model_path: str | None = None) -> None:
         self._classes: list[ClassInfo] = []
         self._examples: dict[str, Example] = {}
@@ -95,6 +95,7 @@ class Session(SessionEdits):
         self._folder_epoch = 0     # bumps with every set_folder
         self._adapted = None       # fitted learner of the last applied job
         self._adapted_ids: list[int] = []
+        self._pool_cache: dict = {}  # the folder's FolderPool (a folder-aware learner's work)
         self._pred_class = np.zeros(0, np.int64)   # class id, -1 = none
         self._pred_conf = np.zeros(0, np.float32)  # nan = not scored
 
@@ -192,9 +193,11 @@ class Session(SessionEdits):
     def scores_stale(self) -> bool:
         return self._applied_generation != self._generation
 
-    def make_score_job(self) -> ScoreJob | None:
+    def make_score_job(self, refine: bool = True) -> ScoreJob | None:
         """Snapshot of everything scoring needs, or None when < 2 classes have an embedded
-        example. Classes whose examples are not embedded (yet) are left out."""
+        example. Classes whose examples are not embedded (yet) are left out. ``refine``:
+        a folder-aware learner may read the folder (the window waits for embedding to end,
+        so the folder it reads is complete)."""
         ids, rows, labels = [], [], []
         for c in self._classes:
             paths = [e.path for e in self._examples.values() if e.class_id == c.id]
@@ -208,7 +211,9 @@ class Session(SessionEdits):
         pos, qrows = self.features.locate(self.images)
         return ScoreJob(self._generation, self.method, ids, np.concatenate(rows),
                         np.asarray(labels, np.int64), [self.images[i] for i in pos],
-                        self.features.matrix(), qrows, pos, self._folder_epoch)
+                        self.features.matrix(), qrows, pos, self._folder_epoch, refine,
+                        (self._features_epoch, self._folder_epoch, len(self.features.matrix()),
+                         len(pos)), self._pool_cache)
 
     def apply_scores(self, outcome: ScoreOutcome) -> bool:
         """Install a finished job's predictions; images embedded since the snapshot are
@@ -216,6 +221,8 @@ class Session(SessionEdits):
         A job from before ``clear_features`` (another model's features) is ignored."""
         if outcome.job.generation < self._features_epoch:
             return False
+        if not outcome.final and outcome.job.generation != self._generation:
+            return False  # a stale quick pass: its final result (or a newer job) follows
         self._adapted = outcome.adapted
         self._adapted_ids = list(outcome.job.class_ids)
         ids = np.asarray(self._adapted_ids, np.int64)
@@ -234,7 +241,8 @@ class Session(SessionEdits):
         pos, rows = self.features.locate(self.images)  # embedded since the snapshot
         late = np.isnan(self._pred_conf[pos])
         self._predict_positions(pos[late], rows[late], emit=False)
-        self._applied_generation = outcome.job.generation
+        if outcome.final:
+            self._applied_generation = outcome.job.generation
         self._emit("predictions", paths=None)
         return not self.scores_stale
 
@@ -334,5 +342,5 @@ class Session(SessionEdits):
             self._emit(ev, **({"paths": None} if ev == "predictions" else info))
 
 __all__ = ["Session", "ClassInfo", "Example", "Prediction", "ResultRow", "ScoreJob", "Listener",
-           "ScoreOutcome", "ScoringError", "ScoringCancelled", "UNKNOWN", "METHODS", "PALETTE",
+           "ScoreOutcome", "ScoringError", "ScoringCancelled", "UNKNOWN", "PALETTE",
            "_valid_colour"]

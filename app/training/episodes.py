@@ -19,7 +19,7 @@ from .data import ClassFolder, DataSpec, ItemTable, build_items
 from .inputs import (ImageStore, decode_files, drop_bad_files, features_from_files,
                      features_from_store, should_preload)
 from .progress import Progress
-from .sampler import Episode, EpisodeSampler
+from .sampler import Episode, EpisodeSampler, min_images
 
 
 @dataclass
@@ -55,7 +55,8 @@ def prepare_episodes(model: FewShotModel, classes: Sequence[ClassFolder], spec: 
                      way: int, shot: int, query: int, episodes: int, seed: int,
                      want: str = "features", device: str | torch.device = "cpu",
                      cache=None, all_items: bool = False, quiet: bool = False,
-                     label: str = "data") -> PreparedEpisodes:
+                     label: str = "data", pool: str = "balanced", alpha: float = 2.0,
+                     distractors: int = 0) -> PreparedEpisodes:
     """Sample ``episodes`` episodes (or none with ``all_items``), then load what they need.
 
     want="features": backbone features (eval mode) in a ``FeatureTable``;
@@ -65,10 +66,12 @@ def prepare_episodes(model: FewShotModel, classes: Sequence[ClassFolder], spec: 
     preload = want == "images" or should_preload(model.input_spec, spec.rotations)
     classes = list(classes)
     for _attempt in range(10):
-        table = build_items(spec.root, classes, spec.rotations, min_images=shot + query)
+        table = build_items(spec.root, classes, spec.rotations,
+                            min_images=min_images(shot, query, pool))
         for msg in table.skipped:
             print(f"warning: {msg}", file=sys.stderr)
-        sampler = EpisodeSampler(table, way, shot, query, seed)
+        sampler = EpisodeSampler(table, way, shot, query, seed, pool=pool, alpha=alpha,
+                                 distractors=distractors)
         eps = sampler.episodes(0, episodes)
         items = np.arange(len(table)) if all_items else _union(eps)
         file_idx = np.unique(table.item_file[items])
@@ -117,6 +120,22 @@ def episode_tensors(ep: Episode, device: torch.device | str
             torch.as_tensor(ep.query_labels, device=device))
 
 
+def episode_accuracy(learner, features: FeatureTable, ep: Episode, way: int) -> float:
+    """Accuracy over the episode's labelled pool images (distractors, label -1, are in the
+    pool a folder-aware learner reads, but not scored)."""
+    ys, yq = episode_tensors(ep, features.features.device)
+    query = features.get(ep.query)
+    if learner.capabilities.reads_pool:
+        adapted = learner.fit(features.get(ep.support), ys, way, pool=query)
+        scores = adapted.pool_proba if adapted.pool_proba is not None else adapted.logits(query)
+    else:
+        scores = learner.fit(features.get(ep.support), ys, way).logits(query)
+    scored = yq >= 0
+    if not bool(scored.any()):
+        return float("nan")
+    return (scores.argmax(1)[scored] == yq[scored]).float().mean().item()
+
+
 @torch.no_grad()
 def run_feature_episodes(model: FewShotModel, method: str | None, prepared: PreparedEpisodes,
                          way: int, progress: Progress | None = None) -> np.ndarray:
@@ -129,10 +148,7 @@ def run_feature_episodes(model: FewShotModel, method: str | None, prepared: Prep
     accs = np.zeros(len(prepared.episodes))
     try:
         for i, ep in enumerate(prepared.episodes):
-            ys, yq = episode_tensors(ep, dev)
-            adapted = learner.fit(prepared.features.get(ep.support), ys, way)
-            pred = adapted.logits(prepared.features.get(ep.query)).argmax(1)
-            accs[i] = (pred == yq).float().mean().item()
+            accs[i] = episode_accuracy(learner, prepared.features, ep, way)
             if progress:
                 progress.update(i + 1, f"acc {100 * accs[:i + 1].mean():.2f}%")
     finally:
@@ -142,6 +158,8 @@ def run_feature_episodes(model: FewShotModel, method: str | None, prepared: Prep
 
 def mean_ci95(accs: np.ndarray) -> tuple[float, float]:
     """Mean and 95% confidence half-width 1.96 * std / sqrt(n) (std with ddof=1)."""
+    accs = np.asarray(accs, dtype=float)
+    accs = accs[~np.isnan(accs)]
     n = len(accs)
     if n == 0:
         return float("nan"), float("nan")

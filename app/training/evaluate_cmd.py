@@ -14,6 +14,7 @@ from ..core.checkpoints import CheckpointError, load_checkpoint
 from .cli_common import add_data_flags, add_runtime_flags, apply_runtime, data_spec, fail, open_cache
 from .data import DatasetError, select_classes
 from .episodes import mean_ci95, prepare_episodes, run_feature_episodes
+from .sampler import POOLS
 from .models import set_inner_steps
 from .progress import Progress
 
@@ -29,7 +30,17 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "without touching the test classes")
     p.add_argument("--way", type=int, required=True)
     p.add_argument("--shot", type=int, required=True)
-    p.add_argument("--query", type=int, default=15, help="queries per class (default 15)")
+    p.add_argument("--query", type=int, default=15,
+                   help="unlabeled pool images per class (default 15; with --pool dirichlet "
+                        "the pool holds way x query images in uneven proportions)")
+    p.add_argument("--pool", choices=POOLS, default="balanced",
+                   help="the task's unlabeled pool: balanced (the papers' protocol), "
+                        "dirichlet (class proportions from Dirichlet(alpha): a realistic "
+                        "folder) or rest (every remaining image of the task's classes)")
+    p.add_argument("--dirichlet-alpha", type=float, default=2.0, metavar="A",
+                   help="concentration of --pool dirichlet (default 2, as Veilleux et al. 2021)")
+    p.add_argument("--distractors", type=int, default=0, metavar="N",
+                   help="add N images of other classes to each pool (not scored)")
     p.add_argument("--episodes", type=int, default=600, help="episodes (default 600)")
     p.add_argument("--seed", type=int, default=0, help="episode seed (default 0)")
     p.add_argument("--method", default=None, help="learner of the model (default: its default)")
@@ -69,11 +80,12 @@ def record_in_card(model_path: str, result: dict) -> None:
     entry = {k: result[k] for k in _KEYS}
     entry["protocol"] = protocol_text(result)
     entry.update(accuracy=result["accuracy"], ci95=result["ci95"], classes=result["classes"])
-    if result.get("inner_steps") is not None:
-        entry["inner_steps"] = result["inner_steps"]
+    # settings kept only when not the default, so older entries keep matching
+    optional = ("inner_steps", "pool", "dirichlet_alpha", "distractors")
+    entry.update({k: result[k] for k in optional
+                  if result.get(k) not in (None, 0, "balanced")})
     table = [e for e in card.get("accuracy", [])
-             if not (all(e.get(k) == entry[k] for k in _KEYS)
-                     and e.get("inner_steps") == entry.get("inner_steps"))]
+             if not all(e.get(k) == entry.get(k) for k in _KEYS + optional)]
     table.append(entry)
     card["accuracy"] = table
     atomic_write_text(card_path, json.dumps(card, indent=2) + "\n")
@@ -94,7 +106,9 @@ def run(a: argparse.Namespace) -> int:
         t0 = time.monotonic()
         prepared = prepare_episodes(model, classes, spec, a.way, a.shot, a.query, a.episodes,
                                     a.seed, want="features", device=device,
-                                    cache=open_cache(a), quiet=a.quiet, label="evaluate")
+                                    cache=open_cache(a), quiet=a.quiet, label="evaluate",
+                                    pool=a.pool, alpha=a.dirichlet_alpha,
+                                    distractors=a.distractors)
     except (CheckpointError, DatasetError, ValueError) as e:
         return fail(str(e))
     prog = Progress(a.episodes, f"evaluate {a.way}-way {a.shot}-shot", quiet=a.quiet)
@@ -110,7 +124,9 @@ def run(a: argparse.Namespace) -> int:
         "split_seed": a.split_seed if a.class_split is not None else None,
         "classes": prepared.table.num_classes,
         "skipped_classes": len(prepared.table.skipped),
-        "inner_steps": getattr(learner, "inner_steps", None) if method == "maml" else None,
+        "pool": a.pool, "dirichlet_alpha": a.dirichlet_alpha if a.pool == "dirichlet" else None,
+        "distractors": a.distractors,
+        "inner_steps": getattr(learner, "inner_steps", None),
         "seconds": round(time.monotonic() - t0, 1),
     }
     if a.record:
@@ -118,7 +134,9 @@ def run(a: argparse.Namespace) -> int:
     if a.json:
         print(json.dumps(result))
     else:
+        pool = "" if a.pool == "balanced" else f", {a.pool} pool"
+        pool += f" + {a.distractors} distractors" if a.distractors else ""
         print(f"{card.get('name')} [{method}] on {a.data}: {a.way}-way {a.shot}-shot "
-              f"{a.query}-query, {a.episodes} episodes (seed {a.seed}): "
+              f"{a.query}-query{pool}, {a.episodes} episodes (seed {a.seed}): "
               f"{100 * acc:.2f}% +- {100 * ci:.2f}% (95% CI)")
     return 0

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ..core.checkpoints import CheckpointError, load_checkpoint
+from ..core.learners import TRAINABLE
 from .cli_common import add_data_flags, add_runtime_flags, apply_runtime, data_spec, fail, open_cache
 from .data import DatasetError, DataSpec, carve_validation, select_classes
 from .models import LearnerOptions, add_learner, build_model
@@ -23,7 +24,7 @@ from .trainer import TrainConfig, state_path, train
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="meta-train a few-shot model on a class-folder dataset",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--method", choices=["protonet", "maml"], required=True)
+    p.add_argument("--method", choices=TRAINABLE, required=True)
     p.add_argument("--backbone", choices=["conv4", "mobilenetv2"], default="conv4")
     p.add_argument("--out", required=True, metavar="PATH",
                    help="checkpoint to write (PATH.safetensors + PATH.json); the training "

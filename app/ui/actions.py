@@ -12,9 +12,6 @@ from .icons import icon
 if TYPE_CHECKING:
     from .main_window import MainWindow
 
-METHOD_LABELS = {"protonet": "ProtoNet", "maml": "MAML"}
-
-
 def make_action(w: "MainWindow", text: str, slot, shortcut=None,  # noqa: ANN001
                 icon_name: str | None = None) -> QAction:
     a = QAction(icon(icon_name) if icon_name else QIcon(), text, w)
@@ -70,8 +67,8 @@ def build_actions(w: "MainWindow") -> None:
     tb.addWidget(QLabel(" Method: ", tb))
     w.method_combo = QComboBox(tb)
     w.method_combo.setObjectName("methodCombo")
-    for key, label in METHOD_LABELS.items():
-        w.method_combo.addItem(label, key)
+    w.method_combo.setToolTip("How the model learns from your examples (the model's learners; "
+                              "filled in when the model has loaded)")
     tb.addWidget(w.method_combo)
     tb.addSeparator()
     for a in (w.act_classify, w.act_problems, w.act_settings):

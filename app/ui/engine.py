@@ -6,7 +6,9 @@ batch by batch, and (re)scoring from cached features. Qt glue only; the work is 
   job that streams ``EmbedBatch``es into ``session.add_features``; restarted when new
   examples need features first. A stopped run resumes on the next change or ``resume()``.
 * ``schedule_rescore()``: runs ``session.make_score_job()`` in a job (MAML adaptation
-  included) and applies the outcome; a newer change cancels and restarts it.
+  included) and applies the outcome; a newer change cancels and restarts it. A learner
+  that reads the folder streams its quick inductive result first, then the folder-aware
+  one; it reads the folder only while no embedding runs (and once more when it ends).
 """
 from __future__ import annotations
 
@@ -240,6 +242,8 @@ class Engine(QObject):
         self.embed_job = None
         if self.closed:
             return
+        if self._reads_pool():
+            self.schedule_rescore()  # the folder is complete (or stopped): read it now
         if self._embed_due or (not job.is_cancelled and not getattr(job, "failed", False)
                                and self.session is not None and self.session.paths_needing_features()):
             self._embed_due = False
@@ -274,6 +278,16 @@ class Engine(QObject):
             self.score_job.cancel()
 
     # scoring ---------------------------------------------------------------------------
+    def _learner(self, method: str):  # noqa: ANN202
+        lm = self.loaded
+        if lm is None or (method or lm.model.default_method) not in lm.model.methods:
+            return None
+        return lm.model.learner(method or None)
+
+    def _reads_pool(self) -> bool:
+        learner = self._learner(self.session.method) if self.session is not None else None
+        return bool(learner is not None and learner.capabilities.reads_pool)
+
     def schedule_rescore(self) -> None:
         self._rescore_timer.start()
 
@@ -285,7 +299,7 @@ class Engine(QObject):
             self._rescore_due = True
             self.score_job.cancel()
             return
-        sj = s.make_score_job()
+        sj = s.make_score_job(refine=not self._running(self.embed_job))
         if sj is None:
             s.rescore(None)  # nothing to score with: clears the predictions
             return
@@ -294,15 +308,20 @@ class Engine(QObject):
         from app.core.scoring import ScoringCancelled
 
         model = lm.model
-        job = Job(lambda ctx: sj.run(model, ctx.cancel_event), name="Scoring",
+        job = Job(lambda ctx: sj.run(model, ctx.cancel_event, partial=ctx.emit), name="Scoring",
                   cancel_types=(ScoringCancelled,))
         self.score_job = job
         self._rescore_due = False
+        job.signals.partial.connect(lambda o: self.session.apply_scores(o) if self.session else None)
         job.signals.result.connect(self._scored)
         job.signals.error.connect(self.error)
         job.signals.finished.connect(lambda j=job: self._score_finished(j))
-        if sj.method == "maml" and not self._running(self.embed_job):
-            self.busy.emit("Adapting MAML to the examples...", 0, True)
+        learner = self._learner(sj.method)
+        if learner is not None and not self._running(self.embed_job):
+            if learner.capabilities.gradient_steps:
+                self.busy.emit(f"Adapting {learner.label} to the examples...", 0, True)
+            elif learner.capabilities.reads_pool and sj.refine:
+                self.busy.emit(f"{learner.label}: reading the folder...", 0, True)
         self.runner.start(job)
 
     def _scored(self, outcome: Any) -> None:

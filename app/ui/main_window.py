@@ -15,7 +15,7 @@ from PySide6.QtGui import QCloseEvent, QDesktopServices
 from PySide6.QtWidgets import (QInputDialog, QLabel, QMainWindow, QMessageBox,
                                QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
-from .actions import METHOD_LABELS, build_actions
+from .actions import build_actions
 from .class_panel import ClassPanel
 from .engine import Engine, LoadedModel, available_devices
 from .file_ops import FileOps
@@ -178,13 +178,14 @@ class MainWindow(QMainWindow):
         if s is not None and s.model_path != lm.path:
             s.model_path = lm.path  # what is running (not an undoable edit)
         methods = list(lm.model.methods)
-        for i in range(self.method_combo.count()):
-            item = self.method_combo.model().item(i)
-            item.setEnabled(self.method_combo.itemData(i) in methods)
+        self.method_combo.blockSignals(True)
+        self.method_combo.clear()
+        for key in methods:  # the model's learners, as its card names them
+            self.method_combo.addItem(lm.model.learner(key).label or key, key)
+        self.method_combo.blockSignals(False)
         fresh = s is not None and not s.can_undo and self.files.project_path is None
-        usable = [m for m in [lm.model.default_method] + methods if m in METHOD_LABELS]
-        if s is not None and usable and (s.method not in methods or fresh) and s.method != usable[0]:
-            s.method = usable[0]  # the model's own choice until the user picks
+        if s is not None and (s.method not in methods or fresh) and s.method != lm.model.default_method:
+            s.method = lm.model.default_method  # the model's own choice until the user picks
             self.engine.schedule_rescore()
         self._sync_method()
         self._update_title()

@@ -222,9 +222,13 @@ def test_maml_method_and_missing_method(folder):
     with pytest.raises(ScoringError, match="no 'maml' method"):
         s.rescore(feature_model(("protonet",)))
     with pytest.raises(ValueError):
-        s.set_method("knn")
+        s.set_method("")
+    s.set_method("knn")  # any learner key; the model says whether it has one
+    with pytest.raises(ScoringError, match="no 'knn' method"):
+        s.rescore(feature_model())
     s.undo()
-    assert s.method == "protonet"
+    s.undo()
+    assert s.method == ""  # a new session follows the model's default
 
 
 def test_hundred_thousand_images_rescore(tmp_path):

@@ -3,11 +3,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import Adapted, MetaLearner
+from .base import Adapted, Capabilities, MetaLearner
+from .folder import FolderPool, FolderProtoNet
 from .maml import MAML
 from .protonet import ProtoNet
 
-LEARNERS: dict[str, type[MetaLearner]] = {"protonet": ProtoNet, "maml": MAML}
+# Every learner class, by its ``method`` key (the form cards store). Which learners a model
+# offers, and under which keys, is the model's card (``FewShotModel.learners``).
+LEARNERS: dict[str, type[MetaLearner]] = {c.method: c for c in (ProtoNet, MAML, FolderProtoNet)}
+TRAINABLE = [k for k, c in LEARNERS.items() if c.capabilities.trainable]
 
 
 def build_learner(config: dict[str, Any]) -> MetaLearner:
@@ -19,4 +23,5 @@ def build_learner(config: dict[str, Any]) -> MetaLearner:
     return LEARNERS[method](**config)
 
 
-__all__ = ["Adapted", "MetaLearner", "ProtoNet", "MAML", "LEARNERS", "build_learner"]
+__all__ = ["Adapted", "Capabilities", "MetaLearner", "ProtoNet", "MAML", "FolderProtoNet",
+           "FolderPool", "LEARNERS", "TRAINABLE", "build_learner"]

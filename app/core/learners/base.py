@@ -7,12 +7,18 @@ trainable network on top of the features (a neck, or the whole Conv-4 for full M
     adapted = learner.fit(support_features, support_labels)   # labels 0..N-1, any N
     probs = adapted.predict_proba(query_features)               # (Q, N), rows sum to 1
 
+A learner that reads the unlabeled folder (``capabilities.reads_pool``) also takes
+``fit(..., pool=features_of_the_folder)`` and returns, besides ``logits`` for any image,
+``adapted.pool_proba``: its (folder-aware) probabilities of the pool's images.
+
 Meta-training calls ``learner.loss(...)`` on an episode and back-propagates through it.
-The app, the CLI and the evaluator never branch on the method name.
+The app, the CLI and the evaluator never branch on the method name: they read a learner's
+``label`` (for people) and ``capabilities``.
 """
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -24,6 +30,7 @@ class Adapted(ABC):
     """A learner fitted to one support set."""
 
     num_classes: int
+    pool_proba: torch.Tensor | None = None  # folder-aware probabilities of the fit's pool
 
     @abstractmethod
     def logits(self, query: torch.Tensor) -> torch.Tensor:
@@ -37,15 +44,43 @@ class Adapted(ABC):
                           for i in range(0, query.shape[0], batch_size)])
 
 
+class Cancelled(Exception):
+    """A learner stopped because its caller asked it to (a ``cancel`` event was set)."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a learner does, for code that must treat learners differently."""
+
+    gradient_steps: bool = False  # adapts by gradient steps: slower, run it in a worker
+    reads_pool: bool = False      # transductive: ``fit(..., pool=...)`` reads the folder
+    trainable: bool = True        # has meta-parameters that ``train`` learns
+
+
 class MetaLearner(nn.Module, ABC):
-    """Base class: subclasses set ``method`` and implement ``fit`` and ``config``."""
+    """Base class: subclasses set ``method`` (the registry key of the class), ``label``
+    and ``capabilities``, and implement ``fit`` and ``config``. An instance may carry its
+    own label (the model card's name for it, e.g. a ProtoNet used as "Centroid")."""
 
     method: ClassVar[str]
+    label: str = ""
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(self, label: str | None = None) -> None:
+        super().__init__()
+        if label:
+            self.label = label
+        self._own_label = bool(label)
+
+    def label_config(self) -> dict[str, Any]:
+        return {"label": self.label} if self._own_label else {}
 
     @abstractmethod
     def fit(self, support: torch.Tensor, labels: torch.Tensor,
-            num_classes: int | None = None) -> Adapted:
-        """Adapt to a support set. ``labels`` are ints in [0, num_classes).
+            num_classes: int | None = None, pool: Any = None) -> Adapted:
+        """Adapt to a support set. ``labels`` are ints in [0, num_classes). ``pool``: the
+        unlabeled folder's features, read by learners with ``capabilities.reads_pool``
+        and ignored by the others.
 
         In training mode the returned ``Adapted`` keeps the autograd graph so the episode
         loss can be back-propagated to the meta-parameters."""

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from .base import Adapted, MetaLearner, class_means, infer_num_classes
+from .base import Adapted, Capabilities, MetaLearner, class_means, infer_num_classes
 from .neck import apply_neck, build_neck, neck_config, task_mean
 
 
@@ -58,12 +58,14 @@ class MAMLAdapted(Adapted):
 
 class MAML(MetaLearner):
     method = "maml"
+    label = "MAML"
+    capabilities = Capabilities(gradient_steps=True)
 
     def __init__(self, neck: dict[str, Any] | None = None, embed_dim: int | None = None,
                  adapt: str = "all", head_init: str = "zero", n_way: int | None = None,
                  inner_steps: int = 1, inner_lr: float = 0.4, learn_inner_lr: bool = False,
-                 first_order: bool = False) -> None:
-        super().__init__()
+                 first_order: bool = False, label: str | None = None) -> None:
+        super().__init__(label)
         if adapt not in ("all", "head"):
             raise ValueError(f"adapt must be 'all' or 'head', not {adapt!r}")
         if head_init not in ("zero", "proto", "learned"):
@@ -117,7 +119,7 @@ class MAML(MetaLearner):
 
     # -- the interface ------------------------------------------------------------------
     def fit(self, support: torch.Tensor, labels: torch.Tensor,
-            num_classes: int | None = None) -> MAMLAdapted:
+            num_classes: int | None = None, pool: Any = None) -> MAMLAdapted:
         n = infer_num_classes(labels, num_classes)
         # Keep the graph only when meta-training; at test time every tensor is detached
         # after each step so memory stays flat.
@@ -167,4 +169,5 @@ class MAML(MetaLearner):
                 "embed_dim": self.embed_dim, "adapt": self.adapt,
                 "head_init": self.head_init, "n_way": self.n_way,
                 "inner_steps": self.inner_steps, "inner_lr": self.inner_lr,
-                "learn_inner_lr": self.learn_inner_lr, "first_order": self.first_order}
+                "learn_inner_lr": self.learn_inner_lr, "first_order": self.first_order,
+                **self.label_config()}

@@ -29,17 +29,18 @@ class ProtoAdapted(Adapted):
 
 class ProtoNet(MetaLearner):
     method = "protonet"
+    label = "ProtoNet"
 
-    def __init__(self, neck: dict[str, Any] | None = None) -> None:
-        super().__init__()
+    def __init__(self, neck: dict[str, Any] | None = None, label: str | None = None) -> None:
+        super().__init__(label)
         self.neck: nn.Module = build_neck(neck)
 
     def fit(self, support: torch.Tensor, labels: torch.Tensor,
-            num_classes: int | None = None) -> ProtoAdapted:
+            num_classes: int | None = None, pool: Any = None) -> ProtoAdapted:
         n = infer_num_classes(labels, num_classes)
         tmean = task_mean(self.neck, support)
         return ProtoAdapted(self, class_means(apply_neck(self.neck, support, tmean), labels, n),
                             tmean)
 
     def config(self) -> dict[str, Any]:
-        return {"method": self.method, "neck": neck_config(self.neck)}
+        return {"method": self.method, "neck": neck_config(self.neck), **self.label_config()}

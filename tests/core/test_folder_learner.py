@@ -1,0 +1,141 @@
+"""The folder-aware learner on small generated features (no training, no shipped data)."""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from app.core.backbones import Identity
+from app.core.learners import LEARNERS, FolderPool, FolderProtoNet, ProtoNet, build_learner
+from app.core.learners.base import Cancelled
+from app.core.model import FewShotModel, InputSpec
+from app.core.session import Session
+
+D = 32
+
+
+def clusters(sizes, seed=0, spread=0.6, distractors=0):
+    """Non-negative features (like pooled ReLU activations): one Gaussian blob per class,
+    uneven class sizes; the examples are each class's *least typical* member, so examples
+    alone give poor prototypes and the folder must help. Optional off-class distractors."""
+    rng = np.random.default_rng(seed)
+    centres = rng.uniform(0, 1, (len(sizes), D)) * 2
+    feats, labels, support = [], [], []
+    for k, n in enumerate(sizes):
+        x = centres[k] + spread * rng.normal(size=(n, D))
+        far = np.argmax(np.linalg.norm(x - centres[k], axis=1))
+        support.append(x[far])
+        feats.append(np.delete(x, far, axis=0))
+        labels += [k] * (n - 1)
+    if distractors:
+        feats.append(rng.uniform(0, 2, (distractors, D)) + 2 * spread * rng.normal(size=(distractors, D)))
+        labels += [-1] * distractors
+    t = lambda a: torch.tensor(np.abs(np.concatenate(a) if isinstance(a, list) else a), dtype=torch.float32)
+    return t(np.stack(support)), torch.arange(len(sizes)), t(feats), torch.tensor(labels)
+
+
+def accuracy(pred, labels):
+    keep = labels >= 0
+    return (pred[keep] == labels[keep]).float().mean().item()
+
+
+def inductive(support, ys, pool):
+    return ProtoNet().fit(support, ys).logits(pool).argmax(1)
+
+
+def test_registered_with_capabilities_and_rebuilt_from_its_config():
+    learner = FolderProtoNet(lam=0.4, knn=7, label="Mine")
+    assert LEARNERS["folder"] is FolderProtoNet
+    assert learner.capabilities.reads_pool and not learner.capabilities.trainable
+    again = build_learner(learner.config())
+    assert again.config() == learner.config() and again.label == "Mine"
+    assert not list(again.parameters())  # nothing in the weights file: the card holds it all
+
+
+@pytest.mark.parametrize("sizes", [(40, 40, 40), (150, 12, 40, 6)])
+def test_reading_the_folder_beats_the_examples_alone_with_uneven_classes(sizes):
+    wins = []
+    for seed in range(5):
+        s, ys, pool, yq = clusters(sizes, seed=seed)
+        adapted = FolderProtoNet().fit(s, ys, pool=pool)
+        assert adapted.pool_proba.shape == (len(pool), len(sizes))
+        assert torch.allclose(adapted.pool_proba.sum(1), torch.ones(len(pool)), atol=1e-5)
+        wins.append(accuracy(adapted.pool_proba.argmax(1), yq) - accuracy(inductive(s, ys, pool), yq))
+    assert np.mean(wins) > 0.05, wins
+
+
+def test_images_of_no_class_do_not_break_it():
+    s, ys, pool, yq = clusters((60, 30, 10), seed=3, distractors=40)
+    folder = FolderProtoNet().fit(s, ys, pool=pool).pool_proba.argmax(1)
+    assert accuracy(folder, yq) >= accuracy(inductive(s, ys, pool), yq) - 0.02
+
+
+def test_deterministic_and_same_with_a_subset_of_anchors_path():
+    s, ys, pool, _ = clusters((80, 50, 30), seed=1)
+    a = FolderProtoNet().fit(s, ys, pool=pool).pool_proba
+    b = FolderProtoNet().fit(s, ys, pool=FolderPool(pool.clone())).pool_proba
+    assert torch.equal(a, b)
+    # a folder larger than max_anchors: neighbours among a seeded subset; still sensible
+    small = FolderProtoNet(max_anchors=40, proj_dim=8)
+    p1 = small.fit(s, ys, pool=pool).pool_proba
+    p2 = small.fit(s, ys, pool=pool).pool_proba
+    assert torch.equal(p1, p2) and p1.shape == a.shape
+    assert (p1.argmax(1) == a.argmax(1)).float().mean() > 0.8
+
+
+def test_pool_work_is_kept_between_fits_and_cancel_stops_it():
+    s, ys, pool, _ = clusters((30, 30), seed=2)
+    fp = FolderPool(pool)
+    learner = FolderProtoNet()
+    learner.fit(s, ys, pool=fp)
+    graph = fp.derived(("graph", learner.beta, learner.max_anchors, learner.seed, learner.knn,
+                        learner.proj_dim), lambda: None)
+    learner.fit(s[:1].repeat(2, 1) * 1.01, torch.tensor([0, 1]), pool=fp)  # other examples
+    assert fp.derived(("graph", learner.beta, learner.max_anchors, learner.seed, learner.knn,
+                       learner.proj_dim), lambda: None) is graph
+    ev = threading.Event()
+    ev.set()
+    with pytest.raises(Cancelled):
+        learner.fit(s, ys, pool=FolderPool(pool, cancel=ev))
+
+
+def test_without_a_pool_it_is_an_inductive_learner():
+    s, ys, pool, _ = clusters((20, 20), seed=4)
+    adapted = FolderProtoNet().fit(s, ys)
+    assert adapted.logits(pool).shape == (len(pool), 2)
+
+
+def test_session_gives_the_quick_result_first_then_the_folder_aware_one():
+    sizes = (60, 20, 8)
+    s_feats, ys, pool, yq = clusters(sizes, seed=5)
+    model = FewShotModel(Identity((D,)), {"protonet": ProtoNet(), "folder": FolderProtoNet()},
+                         InputSpec(size=(4, 8), channels=1, mean=(0.0,), std=(1.0,), resize="stretch"),
+                         default_method="folder")
+    session = Session()
+    ids = [session.add_class(f"c{k}").id for k in range(len(sizes))]
+    paths = [f"/f/img{i:03}.png" for i in range(len(pool))]
+    ex = [f"/ex/{k}.png" for k in range(len(sizes))]
+    session.set_folder("/f", paths)
+    for k in range(len(sizes)):
+        session.add_examples(ids[k], [ex[k]])
+    session.add_features(ex + paths, np.concatenate([s_feats.numpy(), pool.numpy()]))
+    job = session.make_score_job()
+    seen = []
+    outcome = job.run(model, threading.Event(), partial=seen.append)
+    assert len(seen) == 1 and not seen[0].final and outcome.final
+    assert session.apply_scores(seen[0]) is False or session.scores_stale
+    assert session.apply_scores(outcome)
+    cls, _ = session.prediction_arrays()
+    truth = np.asarray(ids)[yq.numpy()]
+    quick = np.asarray(ids)[seen[0].labels]
+    assert (cls == truth).mean() > (quick == truth).mean()
+    # the same folder: the next job reuses the folder's derived data
+    job2 = session.make_score_job()
+    assert job2.pool_key == job.pool_key and job2.pool_cache is job.pool_cache
+    # while the folder is still being embedded, only the quick pass runs
+    assert session.make_score_job(refine=False).run(model).final
+    # the synchronous path used by `classify` reads the folder too: same labels as the app
+    assert session.rescore(model)
+    assert np.array_equal(session.prediction_arrays()[0], cls)
