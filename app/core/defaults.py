@@ -12,8 +12,8 @@ PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
 
 # Preference order: checkpoint names under pretrained/ (NAME.json + NAME.safetensors).
 PREFERENCE = (
+    "photo-mobilenetv2",          # chosen on the multi-domain suite (README "Shipped models")
     "photo-efficientnet-lite0",
-    "photo-mobilenetv2",
     "photo-protonet-mobilenetv2",
     "omniglot-protonet-conv4",
     "omniglot-maml-conv4",

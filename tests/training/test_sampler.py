@@ -44,3 +44,27 @@ def test_more_ways_than_classes_is_a_clear_error(tiny_data: Path) -> None:
     assert table.num_classes == 8
     with pytest.raises(DatasetError, match="9-way.*only 8 usable classes.*1 skipped"):
         EpisodeSampler(table, 9, 1, 4)
+
+
+def test_realistic_pools_dirichlet_rest_and_distractors(tiny_data: Path) -> None:
+    table = build_items(str(tiny_data), discover_classes(tiny_data), min_images=2)
+    way, shot, query = 3, 1, 4
+    d = EpisodeSampler(table, way, shot, query, seed=1, pool="dirichlet")
+    counts = []
+    for i in range(20):
+        ep = d.episode(i)
+        per = np.bincount(ep.query_labels, minlength=way)
+        counts.append(per)
+        for label, cls in enumerate(ep.classes):  # each class's pool is capped by what it has
+            assert per[label] <= len(table.class_items[cls]) - shot
+        assert not set(ep.support.tolist()) & set(ep.query.tolist())
+    assert len({tuple(c) for c in counts}) > 5  # proportions vary episode to episode
+    rest = EpisodeSampler(table, way, shot, query, seed=1, pool="rest").episode(0)
+    for label, cls in enumerate(rest.classes):  # the whole rest of each class
+        assert (rest.query_labels == label).sum() == len(table.class_items[cls]) - shot
+    noisy = EpisodeSampler(table, way, shot, query, seed=1, pool="rest", distractors=5).episode(0)
+    extra = noisy.query[noisy.query_labels == -1]
+    assert len(extra) == 5 and not set(table.item_class[extra].tolist()) & set(noisy.classes.tolist())
+    assert np.array_equal(noisy.query[noisy.query_labels >= 0], rest.query)
+    with pytest.raises(DatasetError, match="--pool"):
+        EpisodeSampler(table, way, shot, query, pool="uneven")

@@ -137,3 +137,27 @@ def test_frozen_backbone_trains_on_cached_features_and_init_adds_a_learner(
         r = evaluate_json(capsys, "--model", str(out2), "--data", str(tiny_data), "--way", "3",
                           "--shot", "1", "--query", "2", "--episodes", "3", "--method", method)
         assert r["method"] == method
+
+
+def test_evaluate_realistic_pools_with_a_folder_aware_learner(tiny_data: Path, tmp_path: Path,
+                                                             capsys) -> None:
+    """A weightless learner added to a trained checkpoint (tools/add_learner.py's way) runs
+    under every pool protocol; the JSON says which, and --record keeps them apart."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "m" / "proto"
+    assert train(tiny_data, out, "--method", "protonet", "--episodes", "2") == 0
+    repo = Path(__file__).resolve().parents[2]
+    subprocess.run([sys.executable, str(repo / "tools" / "add_learner.py"), str(out), "folder",
+                    '{"method": "folder", "knn": 3}'], check=True, capture_output=True)
+    common = ["--model", str(out), "--data", str(tiny_data), "--way", "3", "--shot", "1",
+              "--query", "3", "--episodes", "6", "--method", "folder", "--record"]
+    runs = {pool: evaluate_json(capsys, *common, "--pool", pool) for pool in ("balanced", "dirichlet", "rest")}
+    noisy = evaluate_json(capsys, *common, "--pool", "rest", "--distractors", "4")
+    for pool, r in runs.items():
+        assert r["pool"] == pool and r["method"] == "folder" and 0.0 <= r["accuracy"] <= 1.0
+    assert runs["dirichlet"]["dirichlet_alpha"] == 2.0 and noisy["distractors"] == 4
+    table = read_card(out)["accuracy"]
+    assert sorted((e.get("pool", "balanced"), e.get("distractors", 0)) for e in table
+                  if e["method"] == "folder") == [("balanced", 0), ("dirichlet", 0), ("rest", 0), ("rest", 4)]

@@ -19,8 +19,8 @@ to uneven classes and to images of no class:
    It makes no assumption about class sizes.
 
 Cost at 100,000 images: the neighbours are searched among at most ``max_anchors`` folder
-images (a seeded subset; all of them for smaller folders) in a ``proj_dim``-dimensional
-random projection, once per folder (``FolderPool`` keeps them while only the examples
+images (a seeded subset; all of them for smaller folders) in their ``proj_dim`` leading
+principal axes, once per folder (``FolderPool`` keeps them while only the examples
 change); a fit is then a few passes over the anchors plus one pass over the folder.
 Deterministic: same features, same examples, same labels.
 """
@@ -132,14 +132,12 @@ class FolderProtoNet(MetaLearner):
 
     def _graph(self, pool: FolderPool, mean: torch.Tensor) -> torch.Tensor:
         """Indices (into the anchors) of each pool image's ``knn`` nearest anchors, itself
-        excluded, found in a seeded random projection of the transformed features."""
+        excluded, found in the ``proj_dim`` leading principal axes of the anchors."""
         def make() -> torch.Tensor:
             pos, anchors = self._anchors(pool, mean)
             d = anchors.shape[1]
-            if self.proj_dim and self.proj_dim < d:
-                g = torch.Generator().manual_seed(self.seed + 1)
-                proj = torch.randn(d, self.proj_dim, generator=g) / self.proj_dim ** 0.5
-                proj = proj.to(anchors.device)
+            if self.proj_dim and self.proj_dim < d:  # the anchors' leading principal axes
+                proj = torch.linalg.eigh(anchors.T @ anchors).eigenvectors[:, -self.proj_dim:]
             else:
                 proj = None
             a = anchors @ proj if proj is not None else anchors

@@ -1,0 +1,136 @@
+"""Accuracy of models and learners on every domain of the development suite, as tables.
+
+Runs exactly what ``python -m app evaluate`` runs (``prepare_episodes`` +
+``run_feature_episodes``: the same seeded episodes, the same persistent embedding cache),
+but loads each model and each domain's features once:
+
+    python tools/suite_eval.py --suite ../devsuite --episodes 600 --out runs/suite-eval.json
+    python tools/suite_eval.py --render runs/suite-eval.json      # Markdown tables
+
+Rows: ``MODEL:LEARNER`` (default: frozen MobileNetV2 + nearest centroid, the issue's
+baseline; the default model's frozen centroid; each of the default model's learners).
+Columns: 1 and 5 shots, balanced pool and Dirichlet(2)-imbalanced pool (15 images a class
+on average), 5-way (or as many classes as a domain has). Mean and 95% CI over episodes.
+"""
+from __future__ import annotations
+
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from app.core.cache import EmbeddingCache
+from app.core.checkpoints import load_checkpoint
+from app.training.data import DataSpec, select_classes
+from app.training.episodes import mean_ci95, prepare_episodes, run_feature_episodes
+
+HERE = Path(__file__).resolve().parents[1]
+SHARED = HERE.parent / "shared" / "data"
+SUITE = ("solar-el", "clipart", "silhouettes", "digits", "handwriting")
+EXTRA = {"clothing-small": os.pathsep.join(str(SHARED / "clothing-small" / s)
+                                           for s in ("train", "validation", "test")),
+         "mini-imagenet-test": str(SHARED / "mini-imagenet" / "test")}
+ROWS = ("photo-mobilenetv2:centroid", "photo-efficientnet-lite0:centroid",
+        "photo-efficientnet-lite0:protonet", "photo-efficientnet-lite0:maml",
+        "photo-efficientnet-lite0:folder")
+SETTINGS = [(shot, pool) for shot in (1, 5) for pool in ("balanced", "dirichlet")]
+
+
+def run(a: argparse.Namespace) -> int:
+    torch.set_num_threads(a.threads)
+    domains = {d: str(Path(a.suite) / d) for d in SUITE}
+    domains.update(EXTRA)
+    if a.domains:
+        domains = {k: v for k, v in domains.items() if k in a.domains}
+    results = json.loads(Path(a.out).read_text()) if Path(a.out).exists() else []
+    done = {(r["domain"], r["row"], r["shot"], r["pool"]) for r in results}
+    cache = EmbeddingCache()
+    by_model: dict[str, list[str]] = {}
+    for row in a.rows:
+        m, learner = row.split(":")
+        by_model.setdefault(m, []).append(learner)
+    for model_name, learners in by_model.items():
+        model, _ = load_checkpoint(HERE / "pretrained" / model_name if "/" not in model_name
+                                   else model_name)
+        for dom, root in domains.items():
+            classes = select_classes(DataSpec(root=root))
+            way = min(a.way, len(classes))
+            for shot, pool in SETTINGS:
+                todo = [l for l in learners if (dom, f"{model_name}:{l}", shot, pool) not in done]
+                if not todo:
+                    continue
+                prepared = prepare_episodes(model, classes, DataSpec(root=root), way, shot, 15,
+                                            a.episodes, a.seed, cache=cache, quiet=True,
+                                            pool=pool)
+                for learner in todo:
+                    t0 = time.monotonic()
+                    acc, ci = mean_ci95(run_feature_episodes(model, learner, prepared, way))
+                    results.append({"domain": dom, "row": f"{model_name}:{learner}", "shot": shot,
+                                    "pool": pool, "way": way, "episodes": a.episodes,
+                                    "seed": a.seed, "accuracy": round(100 * acc, 2),
+                                    "ci95": round(100 * ci, 2),
+                                    "seconds": round(time.monotonic() - t0, 1)})
+                    print(json.dumps(results[-1]), flush=True)
+                    Path(a.out).write_text(json.dumps(results, indent=1) + "\n")
+    return 0
+
+
+def render(path: str) -> str:
+    results = json.loads(Path(path).read_text())
+    rows = list(dict.fromkeys(r["row"] for r in results))
+    out = []
+    doms = list(dict.fromkeys(r["domain"] for r in results))
+    for dom in doms:
+        rs = {(r["row"], r["shot"], r["pool"]): r for r in results if r["domain"] == dom}
+        way = next(r["way"] for r in results if r["domain"] == dom)
+        out.append(f"**{dom}** ({way}-way)\n")
+        out.append("| model : learner | " + " | ".join(f"{s}-shot {p}" for s, p in SETTINGS) + " |")
+        out.append("|---" * (len(SETTINGS) + 1) + "|")
+        for row in rows:
+            cells = [f"{rs[(row, s, p)]['accuracy']:.2f} ± {rs[(row, s, p)]['ci95']:.2f}"
+                     if (row, s, p) in rs else "" for s, p in SETTINGS]
+            out.append(f"| {row} | " + " | ".join(cells) + " |")
+        out.append("")
+    # averages over the suite's domains (the issue's acceptance check)
+    out.append("**Mean over the suite's five domains**\n")
+    out.append("| model : learner | " + " | ".join(f"{s}-shot {p}" for s, p in SETTINGS) + " |")
+    out.append("|---" * (len(SETTINGS) + 1) + "|")
+    for row in rows:
+        cells = []
+        for s, p in SETTINGS:
+            v = [r["accuracy"] for r in results if r["row"] == row and r["shot"] == s
+                 and r["pool"] == p and r["domain"] in SUITE]
+            cells.append(f"{sum(v) / len(v):.2f}" if len(v) == len(SUITE) else "")
+        out.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--suite", default=str(HERE.parent / "devsuite"))
+    ap.add_argument("--rows", nargs="*", default=list(ROWS))
+    ap.add_argument("--domains", nargs="*")
+    ap.add_argument("--episodes", type=int, default=600)
+    ap.add_argument("--way", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--out", default=str(HERE / "runs" / "suite-eval.json"))
+    ap.add_argument("--render", metavar="JSON")
+    a = ap.parse_args()
+    if a.render:
+        print(render(a.render), end="")
+        return 0
+    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+    return run(a)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
