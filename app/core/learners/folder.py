@@ -34,6 +34,11 @@ import torch.nn.functional as F
 from .base import Adapted, Cancelled, Capabilities, MetaLearner, class_means, infer_num_classes
 
 
+def _unit_sqdist(z: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """Squared distances from unit vectors ``z`` to any ``p``: one matrix product."""
+    return (1.0 + (p * p).sum(1))[None, :] - 2.0 * z @ p.T
+
+
 class FolderPool:
     """The folder's unlabeled features plus what the learner derives from them once:
     the folder mean, the anchors (transformed) and each image's neighbours among them.
@@ -77,8 +82,8 @@ class FolderAdapted(Adapted):
 
     def logits(self, query: torch.Tensor) -> torch.Tensor:
         """Images outside the pool (and the inductive part of the pool's scores)."""
-        z = self.learner.transform(query, self.mean)
-        return -self.learner.tau * torch.cdist(z, self.prototypes) ** 2
+        return -self.learner.tau * _unit_sqdist(self.learner.transform(query, self.mean),
+                                                self.prototypes)
 
 
 class FolderProtoNet(MetaLearner):
@@ -132,11 +137,13 @@ class FolderProtoNet(MetaLearner):
 
     def _graph(self, pool: FolderPool, mean: torch.Tensor) -> torch.Tensor:
         """Indices (into the anchors) of each pool image's ``knn`` nearest anchors, itself
-        excluded, found in the ``proj_dim`` leading principal axes of the anchors."""
+        excluded; in the ``proj_dim`` leading principal axes of the anchors for large folders."""
         def make() -> torch.Tensor:
             pos, anchors = self._anchors(pool, mean)
             d = anchors.shape[1]
-            if self.proj_dim and self.proj_dim < d:  # the anchors' leading principal axes
+            # Project only when the search is large (exact below: a small folder's
+            # neighbours cost less than the projection itself).
+            if self.proj_dim and self.proj_dim < d and len(pool) * len(pos) > 2.5e7:
                 proj = torch.linalg.eigh(anchors.T @ anchors).eigenvectors[:, -self.proj_dim:]
             else:
                 proj = None
@@ -176,7 +183,7 @@ class FolderProtoNet(MetaLearner):
         trust = (self.kappa / (self.kappa + shots))[:, None]
         protos = p0
         for _ in range(self.mix_iters):
-            r = (-self.tau * torch.cdist(anchors, protos) ** 2).softmax(1)
+            r = (-self.tau * _unit_sqdist(anchors, protos)).softmax(1)
             pool_mean = (r.T @ anchors) / r.sum(0).clamp_min(1e-6)[:, None]
             protos = (1 - trust) * p0 + trust * pool_mean
         adapted = FolderAdapted(self, protos, mean, None)
@@ -195,7 +202,7 @@ class FolderProtoNet(MetaLearner):
             back = torch.zeros_like(y).index_add_(0, cols, y[rows])
             return 0.5 * (y[nb_a].sum(1) + back)
 
-        unary_a = -self.tau * torch.cdist(anchors, adapted.prototypes) ** 2
+        unary_a = -self.tau * _unit_sqdist(anchors, adapted.prototypes)
         # More examples, less need of the neighbours: weight / shots ** gamma.
         w = self.lam * self.tau / max(shots, 1.0) ** self.gamma
         y = unary_a.softmax(1)

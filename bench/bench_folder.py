@@ -1,0 +1,102 @@
+"""Re-score and folder-aware refinement times at 100,000 cached images (issue 9).
+
+    .venv/bin/python bench/bench_folder.py [--images 100000] [--threads 2] [--model PATH]
+
+Uses the default model's own learners (card of ``pretrained/photo-mobilenetv2``: ProtoNet,
+centroid, MAML, folder) over synthetic non-negative features of the model's dimension
+(10 clusters of uneven size, like pooled ReLU activations), through the session's real
+``ScoreJob`` as the window runs it. Prints, after an example changes:
+
+* the quick inductive pass every learner gives at once (fit + predict the whole folder),
+  and ``ProtoNet``'s and the centroid's as the comparison;
+* the folder-aware pass: the first one on a folder (folder mean, anchors, neighbour graph:
+  once per folder state) and the next ones (graph reused: what the user waits for after
+  each correction).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from app.core.checkpoints import load_checkpoint  # noqa: E402
+from app.core.defaults import default_model_path  # noqa: E402
+from app.core.session import Session  # noqa: E402
+
+
+def features(n: int, d: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    sizes = rng.dirichlet(np.full(10, 2.0))
+    labels = rng.choice(10, n, p=sizes)
+    centres = rng.gamma(1.0, 1.0, (10, d)).astype(np.float32)
+    x = centres[labels] + rng.gamma(1.0, 0.7, (n, d)).astype(np.float32)
+    return x.astype(np.float32), labels
+
+
+def ms(t: float) -> str:
+    return f"{1000 * t:,.0f} ms"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--images", type=int, default=100_000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", default=None)
+    ap.add_argument("--repeats", type=int, default=3)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    model, card = load_checkpoint(a.model or default_model_path())
+    d = int(model.learner("centroid").neck.in_dim) if "centroid" in model.methods else 1280
+    x, labels = features(a.images, d)
+    paths = [f"/photos/{i:07}.jpg" for i in range(a.images)]
+    s = Session()
+    ids = [s.add_class(f"c{k}").id for k in range(10)]
+    s.set_folder("/photos", paths)
+    for k, cid in enumerate(ids):
+        s.add_examples(cid, [paths[int(i)] for i in np.flatnonzero(labels == k)[:1]])
+    s.add_features(paths, x)
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"torch {torch.__version__}, {a.threads} threads; model {card['name']}; "
+          f"{a.images:,} images x {d}-d features, 10 classes, 1 example each")
+    spare = iter(int(i) for i in np.flatnonzero(labels == 0)[1:])
+    for method in model.methods:
+        s.set_method(method)
+        caps = model.learner(method).capabilities
+        quick, first, later = [], None, []
+        for r in range(a.repeats + 1):
+            s.add_examples(ids[0], [paths[next(spare)]])  # the user adds an example
+            job = s.make_score_job()
+            marks: dict[str, float] = {}
+            t0 = time.perf_counter()
+            outcome = job.run(model, threading.Event(),
+                              partial=lambda o: marks.setdefault("quick", time.perf_counter()))
+            t1 = time.perf_counter()
+            s.apply_scores(outcome)
+            if caps.reads_pool:
+                quick.append(marks["quick"] - t0)
+                if r == 0:
+                    first = t1 - marks["quick"]
+                else:
+                    later.append(t1 - marks["quick"])
+            elif r > 0:
+                quick.append(t1 - t0)
+        line = f"{method:9s} quick pass (fit + predict {a.images:,}): median {ms(float(np.median(quick)))}"
+        if caps.reads_pool:
+            line += (f"; folder-aware pass: first on this folder {ms(first)} (graph built), "
+                     f"after a correction median {ms(float(np.median(later)))}")
+        acc = float(np.mean(np.asarray([s.prediction(p).class_id for p in paths[::50]])
+                            == np.asarray(ids)[labels[::50]]))
+        print(line + f"; accuracy on the synthetic clusters {100 * acc:.1f}%", flush=True)
+
+
+if __name__ == "__main__":
+    main()
