@@ -1,7 +1,8 @@
 """A shippable few-shot model: backbone + one or more learners + how to preprocess input.
 
     model.features(images)          # the expensive, cacheable pass: (B, C, H, W) -> (B, D)
-    model.learner("protonet").fit(support_features, labels).predict_proba(query_features)
+    model.learner(key).fit(support_features, labels).predict_proba(query_features)
+    model.methods                   # the learners' keys, as the card lists them
 
 Every learner of a model consumes the same backbone features, so switching method never
 re-embeds an image.

@@ -149,7 +149,7 @@ def _export_child(folder: str, out: str) -> None:
         arch = json.load(f)
     backbone = build_backbone(arch["backbone"])
     backbone.load_state_dict(load_file(os.path.join(folder, "backbone.safetensors")))
-    model = FewShotModel(backbone, {"protonet": ProtoNet()}, InputSpec.from_dict(arch["input"]))
+    model = FewShotModel(backbone, {ProtoNet.method: ProtoNet()}, InputSpec.from_dict(arch["input"]))
     try:
         export_backbone(model.eval(), out)
     except OnnxUnavailable as e:

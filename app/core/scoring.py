@@ -2,9 +2,10 @@
 
 Pure functions, no session state, so the GUI can run them in a worker thread:
 
-    adapted = fit(model, "maml", example_feats, example_labels)        # MAML: inner loop
+    adapted = fit(model, method, example_feats, example_labels)        # e.g. MAML's inner loop
     labels, confidences = predict(adapted, query_feats)                 # one matmul, chunked
-    labels, confidences = score(model, "protonet", ex_feats, ex_labels, query_feats)
+    labels, confidences = score(model, method, ex_feats, ex_labels, query_feats)
+    ScoreJob.run(model, cancel, partial)   # a folder-aware learner: quick pass, then the folder
 
 ``FeatureTable`` holds path -> feature vector rows (streamed in from the Embedder) in a
 form that gathers 100k rows into one matrix in milliseconds.

@@ -225,9 +225,9 @@ def train(cfg: TrainConfig, model: FewShotModel, train_classes: list[ClassFolder
 
 def _choose_inner_steps(cfg: TrainConfig, model: FewShotModel, method: str,
                         val: PreparedEpisodes | None) -> dict[str, Any] | None:
-    if not cfg.test_inner_steps or val is None or method != "maml":
-        return None
     learner = model.learner(method)
+    if not cfg.test_inner_steps or val is None or not learner.capabilities.gradient_steps:
+        return None
     scores = {}
     for n in cfg.test_inner_steps:
         set_inner_steps(learner, n)

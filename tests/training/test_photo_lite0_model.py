@@ -11,7 +11,7 @@ from app.core.checkpoints import checkpoint_paths, load_checkpoint
 from tests.conftest import REPO
 
 MODEL = REPO / "pretrained" / "photo-efficientnet-lite0"
-METHODS = {"protonet", "maml", "centroid"}
+METHODS = {"protonet", "maml", "centroid", "folder"}
 
 
 def _require_model() -> None:
