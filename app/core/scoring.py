@@ -106,18 +106,23 @@ def _learner_device(learner: torch.nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def learner_of(model: FewShotModel, method: str):  # noqa: ANN201
+    """The model's learner for ``method`` ("" = the model's default), or ScoringError."""
+    method = method or model.default_method
+    if method not in model.methods:
+        raise ScoringError(f"this model has no {method!r} method (it has {', '.join(model.methods)})")
+    return model.learner(method)
+
+
 def fit(model: FewShotModel, method: str, example_feats: np.ndarray,
         example_labels: np.ndarray, pool: FolderPool | None = None) -> Adapted:
     """Adapt ``model``'s learner for ``method`` to the examples (labels 0..N-1, N >= 2);
     a learner that reads the folder also gets ``pool`` (the folder's features)."""
-    method = method or model.default_method
-    if method not in model.methods:
-        raise ScoringError(f"this model has no {method!r} method (it has {', '.join(model.methods)})")
+    learner = learner_of(model, method)
     labels = np.asarray(example_labels, dtype=np.int64)
     n = int(labels.max()) + 1 if labels.size else 0
     if n < 2 or len(set(labels.tolist())) < 2:
         raise ScoringError("scoring needs at least two classes with at least one example each")
-    learner = model.learner(method)
     learner.eval()
     dev = _learner_device(learner)
     s = torch.from_numpy(np.ascontiguousarray(example_feats, dtype=np.float32)).to(dev)
@@ -216,17 +221,22 @@ class ScoreJob:
 
     def run(self, model, cancel: threading.Event | None = None,
             partial=None) -> ScoreOutcome:  # noqa: ANN001
-        """Fit and predict. A folder-aware learner (``reads_pool``) first gives the quick
-        inductive result (to ``partial``, when given), then reads the folder."""
-        adapted = fit(model, self.method, self.example_feats, self.example_labels)
-        if cancel is not None and cancel.is_set():
-            raise ScoringCancelled()
-        labels, conf = predict(adapted, self.query_feats, cancel=cancel, rows=self.query_rows)
-        reads_pool = model.learner(self.method).capabilities.reads_pool
-        if not (self.refine and reads_pool and len(labels) > 1):
-            return ScoreOutcome(self, adapted, labels, conf)
-        if partial is not None:
-            partial(ScoreOutcome(self, adapted, labels, conf, final=False))
+        """Fit and predict. A folder-aware learner (``reads_pool``) reads the folder; the
+        first time on a folder (its graph to build) it first gives the quick inductive
+        result (to ``partial``, when given); on a folder it has read, the folder-aware
+        pass is itself the quick one."""
+        reads_pool = learner_of(model, self.method).capabilities.reads_pool
+        refine = self.refine and reads_pool and len(self.query_paths) > 1
+        cached = self.pool_cache.get(self.pool_key) if self.pool_cache is not None else None
+        if not (refine and cached is not None and cached.complete):
+            adapted = fit(model, self.method, self.example_feats, self.example_labels)
+            if cancel is not None and cancel.is_set():
+                raise ScoringCancelled()
+            labels, conf = predict(adapted, self.query_feats, cancel=cancel, rows=self.query_rows)
+            if not refine:
+                return ScoreOutcome(self, adapted, labels, conf)
+            if partial is not None:
+                partial(ScoreOutcome(self, adapted, labels, conf, final=False))
         refined = fit(model, self.method, self.example_feats, self.example_labels,
                       pool=self._pool(cancel))
         assert refined.pool_proba is not None

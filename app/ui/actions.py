@@ -67,6 +67,7 @@ def build_actions(w: "MainWindow") -> None:
     tb.addWidget(QLabel(" Method: ", tb))
     w.method_combo = QComboBox(tb)
     w.method_combo.setObjectName("methodCombo")
+    w.method_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
     w.method_combo.setToolTip("How the model learns from your examples (the model's learners; "
                               "filled in when the model has loaded)")
     tb.addWidget(w.method_combo)

@@ -90,11 +90,11 @@ def test_pool_work_is_kept_between_fits_and_cancel_stops_it():
     fp = FolderPool(pool)
     learner = FolderProtoNet()
     learner.fit(s, ys, pool=fp)
-    graph = fp.derived(("graph", learner.beta, learner.max_anchors, learner.seed, learner.knn,
-                        learner.proj_dim), lambda: None)
+    derived = dict(fp._derived)
+    assert derived and fp.complete
     learner.fit(s[:1].repeat(2, 1) * 1.01, torch.tensor([0, 1]), pool=fp)  # other examples
-    assert fp.derived(("graph", learner.beta, learner.max_anchors, learner.seed, learner.knn,
-                       learner.proj_dim), lambda: None) is graph
+    assert fp._derived.keys() == derived.keys()
+    assert all(fp._derived[k] is v for k, v in derived.items())  # nothing derived again
     ev = threading.Event()
     ev.set()
     with pytest.raises(Cancelled):

@@ -18,10 +18,13 @@ to uneven classes and to images of no class:
    images, as in LaplacianShot (Ziko et al., ICML 2020): ``Y = softmax(-a + lam * tau * W Y)``.
    It makes no assumption about class sizes.
 
-Cost at 100,000 images: the neighbours are searched among at most ``max_anchors`` folder
-images (a seeded subset; all of them for smaller folders) in their ``proj_dim`` leading
-principal axes, once per folder (``FolderPool`` keeps them while only the examples
-change); a fit is then a few passes over the anchors plus one pass over the folder.
+Compact and fast at 100,000 images: once per folder (``FolderPool`` keeps it while only
+the examples change) every image's folder-space feature is projected on the ``proj_dim``
+leading principal axes of at most ``max_anchors`` folder images (a seeded subset; all of
+them for smaller folders), and each image's neighbours are searched among those anchors.
+A fit then works in that small space: distances to a prototype are exact for images in the
+anchors' span (the prototype's part outside it is kept as a per-class constant), the
+smoothing runs over the anchors, and labelling the folder is one small matrix product.
 Deterministic: same features, same examples, same labels.
 """
 from __future__ import annotations
@@ -34,9 +37,11 @@ import torch.nn.functional as F
 from .base import Adapted, Cancelled, Capabilities, MetaLearner, class_means, infer_num_classes
 
 
-def _unit_sqdist(z: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
-    """Squared distances from unit vectors ``z`` to any ``p``: one matrix product."""
-    return (1.0 + (p * p).sum(1))[None, :] - 2.0 * z @ p.T
+def _score(z: torch.Tensor, p: torch.Tensor, perp: torch.Tensor) -> torch.Tensor:
+    """``-|z - p|^2`` up to a per-row constant (``|z|^2``, which no softmax over classes
+    sees), for ``p`` with a part of squared norm ``perp`` outside the space of ``z``:
+    one matrix product."""
+    return 2.0 * z @ p.T - ((p * p).sum(1) + perp)[None, :]
 
 
 class FolderPool:
@@ -50,6 +55,7 @@ class FolderPool:
         self.features = features      # (M, D) raw backbone features (may hold other rows)
         self.rows = rows              # the pool's rows of ``features`` (None: all of them)
         self.cancel = cancel
+        self.complete = False         # a folder-aware fit has derived everything it needs
         self._derived: dict[tuple, Any] = {}
 
     def chunks(self, n: int | None = None, size: int = 8192):
@@ -72,18 +78,20 @@ class FolderPool:
 
 
 class FolderAdapted(Adapted):
-    def __init__(self, learner: "FolderProtoNet", prototypes: torch.Tensor, mean: torch.Tensor,
-                 pool_proba: torch.Tensor | None) -> None:
+    def __init__(self, learner: "FolderProtoNet", prototypes: torch.Tensor, perp: torch.Tensor,
+                 mean: torch.Tensor, basis: torch.Tensor | None) -> None:
         self.learner = learner
-        self.prototypes = prototypes
+        self.prototypes = prototypes   # in the folder's compact space
+        self.perp = perp               # squared norm of each prototype outside that space
         self.mean = mean
-        self.pool_proba = pool_proba   # smoothed class probabilities of the pool's images
+        self.basis = basis
+        self.pool_proba: torch.Tensor | None = None  # smoothed probabilities of the pool
         self.num_classes = prototypes.shape[0]
 
     def logits(self, query: torch.Tensor) -> torch.Tensor:
-        """Images outside the pool (and the inductive part of the pool's scores)."""
-        return -self.learner.tau * _unit_sqdist(self.learner.transform(query, self.mean),
-                                                self.prototypes)
+        """Images outside the pool (e.g. embedded after the fit): no smoothing."""
+        return self.learner.tau * _score(self.learner.project(query, self.mean, self.basis),
+                                         self.prototypes, self.perp)
 
 
 class FolderProtoNet(MetaLearner):
@@ -93,12 +101,13 @@ class FolderProtoNet(MetaLearner):
 
     def __init__(self, beta: float = 0.5, tau: float = 10.0, kappa: float = 1.0,
                  mix_iters: int = 5, knn: int = 5, lam: float = 0.3, gamma: float = 0.0,
-                 smooth_iters: int = 10,
+                 smooth_iters: int = 10, support_edges: bool = False,
                  max_anchors: int = 20000, proj_dim: int = 128, seed: int = 0,
                  label: str | None = None) -> None:
         super().__init__(label)
         self.beta, self.tau, self.kappa, self.mix_iters = beta, tau, kappa, mix_iters
         self.knn, self.lam, self.gamma, self.smooth_iters = knn, lam, gamma, smooth_iters
+        self.support_edges = support_edges
         self.max_anchors, self.proj_dim, self.seed = max_anchors, proj_dim, seed
 
     # -- feature space ------------------------------------------------------------------
@@ -109,20 +118,25 @@ class FolderProtoNet(MetaLearner):
         return F.normalize(x, dim=-1)
 
     def transform(self, x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        """Folder space: power transform, L2, minus the folder mean, L2."""
         return F.normalize(self._pre(x) - mean, dim=-1)
+
+    def project(self, x: torch.Tensor, mean: torch.Tensor, basis: torch.Tensor | None) -> torch.Tensor:
+        z = self.transform(x, mean)
+        return z @ basis if basis is not None else z
 
     def _mean(self, pool: FolderPool) -> torch.Tensor:
         def make() -> torch.Tensor:
-            total = None
+            total = torch.zeros(())
             for s in pool.chunks():
-                part = self._pre(pool.raw(s)).sum(0)
-                total = part if total is None else total + part
-            assert total is not None
+                total = total + self._pre(pool.raw(s)).sum(0)
             return total / len(pool)
         return pool.derived(("mean", self.beta), make)
 
-    def _anchors(self, pool: FolderPool, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(anchor positions in the pool, their transformed features)."""
+    def _space(self, pool: FolderPool, mean: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """(anchor positions in the pool, the projection basis or None, every pool image
+        in the compact space)."""
         def make():
             n = len(pool)
             if n <= self.max_anchors:
@@ -130,41 +144,42 @@ class FolderProtoNet(MetaLearner):
             else:
                 g = torch.Generator().manual_seed(self.seed)
                 pos = torch.randperm(n, generator=g)[:self.max_anchors].sort().values
-            feats = torch.cat([self.transform(_rows(pool, pos[s]), mean)
-                               for s in pool.chunks(len(pos))])
-            return pos, feats
-        return pool.derived(("anchors", self.beta, self.max_anchors, self.seed), make)
+            basis = None
+            if self.proj_dim:
+                cov = None
+                for s in pool.chunks(len(pos)):
+                    a = self.transform(_rows(pool, pos[s]), mean)
+                    cov = a.T @ a if cov is None else cov + a.T @ a
+                assert cov is not None
+                if self.proj_dim < cov.shape[0]:  # eigh: ascending eigenvalues
+                    basis = torch.linalg.eigh(cov).eigenvectors[:, -self.proj_dim:].contiguous()
+            zp = torch.cat([self.project(pool.raw(s), mean, basis) for s in pool.chunks()])
+            return pos, basis, zp
+        return pool.derived(("space", self.beta, self.max_anchors, self.seed, self.proj_dim), make)
 
-    def _graph(self, pool: FolderPool, mean: torch.Tensor) -> torch.Tensor:
-        """Indices (into the anchors) of each pool image's ``knn`` nearest anchors, itself
-        excluded; in the ``proj_dim`` leading principal axes of the anchors for large folders."""
-        def make() -> torch.Tensor:
-            pos, anchors = self._anchors(pool, mean)
-            d = anchors.shape[1]
-            # Project only when the search is large (exact below: a small folder's
-            # neighbours cost less than the projection itself).
-            if self.proj_dim and self.proj_dim < d and len(pool) * len(pos) > 2.5e7:
-                proj = torch.linalg.eigh(anchors.T @ anchors).eigenvectors[:, -self.proj_dim:]
-            else:
-                proj = None
-            a = anchors @ proj if proj is not None else anchors
+    def _graph(self, pool: FolderPool, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(indices into the anchors of each pool image's ``knn`` most similar anchors,
+        itself excluded; the similarity of its k-th), in the compact space."""
+        def make():
+            pos, _, zp = self._space(pool, mean)
+            anchors = zp[pos]
             k = min(self.knn, len(pos) - 1)
             anchor_of = torch.full((len(pool),), -1, dtype=torch.long)
             anchor_of[pos] = torch.arange(len(pos))
-            out = torch.empty(len(pool), max(k, 0), dtype=torch.long)
+            idx = torch.empty(len(pool), max(k, 0), dtype=torch.long)
+            kth = torch.full((len(pool),), float("inf"))
             if k <= 0:
-                return out
+                return idx, kth
             for s in pool.chunks(size=2048):
-                z = self.transform(pool.raw(s), mean)
-                z = z @ proj if proj is not None else z
-                sim = z @ a.T
-                own = anchor_of[s].to(sim.device)
-                hit = own >= 0
-                sim[hit.nonzero().flatten(), own[hit]] = -float("inf")  # not its own neighbour
-                out[s] = sim.topk(k, dim=1).indices.cpu()
-            return out
-        return pool.derived(("graph", self.beta, self.max_anchors, self.seed, self.knn,
-                             self.proj_dim), make)
+                sim = zp[s] @ anchors.T
+                own = anchor_of[s]
+                hit = (own >= 0).nonzero().flatten()
+                sim[hit, own[hit]] = -float("inf")  # not its own neighbour
+                top = sim.topk(k, dim=1)
+                idx[s], kth[s] = top.indices, top.values[:, -1]
+            return idx, kth
+        return pool.derived(("graph", self.beta, self.max_anchors, self.seed, self.proj_dim,
+                             self.knn), make)
 
     # -- the interface ------------------------------------------------------------------
     @torch.no_grad()
@@ -176,25 +191,40 @@ class FolderProtoNet(MetaLearner):
         elif not isinstance(pool, FolderPool):
             pool = FolderPool(pool)
         mean = self._mean(pool)
+        pos, basis, zp = self._space(pool, mean)
         s = self.transform(support, mean)
-        p0 = class_means(s, labels, n)
-        pos, anchors = self._anchors(pool, mean)
+        p_full = class_means(s, labels, n)
+        p0 = p_full @ basis if basis is not None else p_full
+        perp0 = ((p_full * p_full).sum(1) - (p0 * p0).sum(1)).clamp_min(0)
+        anchors = zp[pos]
         shots = torch.bincount(labels, minlength=n).to(s.dtype)
         trust = (self.kappa / (self.kappa + shots))[:, None]
-        protos = p0
+        protos, perp = p0, perp0
         for _ in range(self.mix_iters):
-            r = (-self.tau * _unit_sqdist(anchors, protos)).softmax(1)
+            r = (self.tau * _score(anchors, protos, perp)).softmax(1)
             pool_mean = (r.T @ anchors) / r.sum(0).clamp_min(1e-6)[:, None]
             protos = (1 - trust) * p0 + trust * pool_mean
-        adapted = FolderAdapted(self, protos, mean, None)
+            perp = (1 - trust[:, 0]) ** 2 * perp0
+        adapted = FolderAdapted(self, protos, perp, mean, basis)
         if self.knn > 0 and self.lam > 0 and len(pool) > 1:
-            adapted.pool_proba = self._smooth(adapted, pool, mean, float(shots.mean()))
+            sp = s @ basis if basis is not None else s
+            adapted.pool_proba = self._smooth(adapted, pool, mean, float(shots.mean()),
+                                              sp, F.one_hot(labels, n).to(s.dtype))
+            pool.complete = True
         return adapted
 
     def _smooth(self, adapted: FolderAdapted, pool: FolderPool, mean: torch.Tensor,
-                shots: float) -> torch.Tensor:
-        pos, anchors = self._anchors(pool, mean)
-        nbrs = self._graph(pool, mean)
+                shots: float, support: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+        pos, _, zp = self._space(pool, mean)
+        nbrs, kth = self._graph(pool, mean)
+
+        def examples_near(z: torch.Tensor, rows) -> torch.Tensor | float:  # noqa: ANN001
+            """Labelled neighbours: the examples that would be among an image's k nearest
+            vote with their one-hot label."""
+            if not self.support_edges:
+                return 0.0
+            return ((z @ support.T) >= kth[rows][:, None]).to(onehot.dtype) @ onehot
+
         nb_a = nbrs[pos]                         # the anchors' neighbours (anchors)
         rows, cols = torch.arange(len(pos)).repeat_interleave(nb_a.shape[1]), nb_a.reshape(-1)
 
@@ -202,22 +232,27 @@ class FolderProtoNet(MetaLearner):
             back = torch.zeros_like(y).index_add_(0, cols, y[rows])
             return 0.5 * (y[nb_a].sum(1) + back)
 
-        unary_a = -self.tau * _unit_sqdist(anchors, adapted.prototypes)
+        anchors = zp[pos]
+        unary_a = self.tau * _score(anchors, adapted.prototypes, adapted.perp)
+        near_a = examples_near(anchors, pos)
         # More examples, less need of the neighbours: weight / shots ** gamma.
         w = self.lam * self.tau / max(shots, 1.0) ** self.gamma
         y = unary_a.softmax(1)
         for _ in range(self.smooth_iters):
-            y = (unary_a + w * neighbours(y)).softmax(1)
+            y = (unary_a + w * (neighbours(y) + near_a)).softmax(1)
         out = torch.empty(len(pool), adapted.num_classes)
-        for s in pool.chunks():
-            out[s] = (adapted.logits(pool.raw(s)) + w * y[nbrs[s]].sum(1)).softmax(1).cpu()
-        out[pos] = y.cpu()
+        for s in pool.chunks(size=32768):
+            z = zp[s]
+            unary = self.tau * _score(z, adapted.prototypes, adapted.perp)
+            out[s] = (unary + w * (y[nbrs[s]].sum(1) + examples_near(z, s))).softmax(1)
+        out[pos] = y
         return out
 
     def config(self) -> dict[str, Any]:
         return {"method": self.method, "beta": self.beta, "tau": self.tau, "kappa": self.kappa,
-                "mix_iters": self.mix_iters, "knn": self.knn, "lam": self.lam, "gamma": self.gamma,
-                "smooth_iters": self.smooth_iters, "max_anchors": self.max_anchors,
+                "mix_iters": self.mix_iters, "knn": self.knn, "lam": self.lam,
+                "gamma": self.gamma, "smooth_iters": self.smooth_iters,
+                "support_edges": self.support_edges, "max_anchors": self.max_anchors,
                 "proj_dim": self.proj_dim, "seed": self.seed, **self.label_config()}
 
 
