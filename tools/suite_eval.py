@@ -41,7 +41,7 @@ EXTRA = {"clothing-small": os.pathsep.join(str(SHARED / "clothing-small" / s)
 ROWS = ("photo-mobilenetv2:centroid", "photo-efficientnet-lite0:centroid",
         "photo-efficientnet-lite0:protonet", "photo-efficientnet-lite0:maml",
         "photo-efficientnet-lite0:folder")
-SETTINGS = [(shot, pool) for shot in (1, 5) for pool in ("balanced", "dirichlet")]
+SETTINGS = [(shot, pool) for shot in (1, 5) for pool in ("balanced", "dirichlet", "rest")]
 
 
 def run(a: argparse.Namespace) -> int:

@@ -79,6 +79,7 @@ def test_deterministic_and_same_with_a_subset_of_anchors_path():
     assert torch.equal(a, b)
     # a folder larger than max_anchors: neighbours among a seeded subset; still sensible
     small = FolderProtoNet(max_anchors=40, proj_dim=8)
+    small.project_above = 0  # the large-folder path: compact space, anchors a subset
     p1 = small.fit(s, ys, pool=pool).pool_proba
     p2 = small.fit(s, ys, pool=pool).pool_proba
     assert torch.equal(p1, p2) and p1.shape == a.shape

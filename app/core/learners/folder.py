@@ -19,8 +19,8 @@ to uneven classes and to images of no class:
    It makes no assumption about class sizes.
 
 Compact and fast at 100,000 images: once per folder (``FolderPool`` keeps it while only
-the examples change) every image's folder-space feature is projected on the ``proj_dim``
-leading principal axes of at most ``max_anchors`` folder images (a seeded subset; all of
+the examples change) every image's folder-space feature is projected (folders over 5,000
+images) on the ``proj_dim`` leading principal axes of at most ``max_anchors`` folder images (a seeded subset; all of
 them for smaller folders), and each image's neighbours are searched among those anchors.
 A fit then works in that small space: distances to a prototype are exact for images in the
 anchors' span (the prototype's part outside it is kept as a per-class constant), the
@@ -98,17 +98,19 @@ class FolderProtoNet(MetaLearner):
     method = "folder"
     label = "Folder-aware ProtoNet"
     capabilities = Capabilities(reads_pool=True, trainable=False)
+    project_above = 2.5e7  # images x anchors beyond which the search runs in ``proj_dim`` axes
 
     def __init__(self, beta: float = 0.5, tau: float = 10.0, kappa: float = 1.0,
                  mix_iters: int = 5, knn: int = 5, lam: float = 0.3, gamma: float = 0.0,
                  smooth_iters: int = 10, support_edges: bool = False,
                  max_anchors: int = 20000, proj_dim: int = 128, seed: int = 0,
-                 label: str | None = None) -> None:
+                 calib: float = 1.0, label: str | None = None) -> None:
         super().__init__(label)
         self.beta, self.tau, self.kappa, self.mix_iters = beta, tau, kappa, mix_iters
         self.knn, self.lam, self.gamma, self.smooth_iters = knn, lam, gamma, smooth_iters
         self.support_edges = support_edges
         self.max_anchors, self.proj_dim, self.seed = max_anchors, proj_dim, seed
+        self.calib = calib
 
     # -- feature space ------------------------------------------------------------------
     def _pre(self, x: torch.Tensor) -> torch.Tensor:
@@ -145,7 +147,8 @@ class FolderProtoNet(MetaLearner):
                 g = torch.Generator().manual_seed(self.seed)
                 pos = torch.randperm(n, generator=g)[:self.max_anchors].sort().values
             basis = None
-            if self.proj_dim:
+            # Small folders stay exact (full dimension): projecting costs more than it saves.
+            if self.proj_dim and n * len(pos) > self.project_above:
                 cov = None
                 for s in pool.chunks(len(pos)):
                     a = self.transform(_rows(pool, pos[s]), mean)
@@ -238,14 +241,19 @@ class FolderProtoNet(MetaLearner):
         # More examples, less need of the neighbours: weight / shots ** gamma.
         w = self.lam * self.tau / max(shots, 1.0) ** self.gamma
         y = unary_a.softmax(1)
+        logits_a = unary_a
         for _ in range(self.smooth_iters):
-            y = (unary_a + w * (neighbours(y) + near_a)).softmax(1)
+            logits_a = unary_a + w * (neighbours(y) + near_a)
+            y = logits_a.softmax(1)
+        # The smoothed scores rank well but are far too sure of themselves (neighbours'
+        # votes add up): ``calib`` brings the reported confidence back towards accuracy.
         out = torch.empty(len(pool), adapted.num_classes)
         for s in pool.chunks(size=32768):
             z = zp[s]
-            unary = self.tau * _score(z, adapted.prototypes, adapted.perp)
-            out[s] = (unary + w * (y[nbrs[s]].sum(1) + examples_near(z, s))).softmax(1)
-        out[pos] = y
+            logits = self.tau * _score(z, adapted.prototypes, adapted.perp)
+            logits = logits + w * (y[nbrs[s]].sum(1) + examples_near(z, s))
+            out[s] = (logits / self.calib).softmax(1)
+        out[pos] = (logits_a / self.calib).softmax(1)
         return out
 
     def config(self) -> dict[str, Any]:
@@ -253,7 +261,8 @@ class FolderProtoNet(MetaLearner):
                 "mix_iters": self.mix_iters, "knn": self.knn, "lam": self.lam,
                 "gamma": self.gamma, "smooth_iters": self.smooth_iters,
                 "support_edges": self.support_edges, "max_anchors": self.max_anchors,
-                "proj_dim": self.proj_dim, "seed": self.seed, **self.label_config()}
+                "proj_dim": self.proj_dim, "seed": self.seed, "calib": self.calib,
+                **self.label_config()}
 
 
 def _rows(pool: FolderPool, positions: torch.Tensor) -> torch.Tensor:
