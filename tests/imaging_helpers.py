@@ -10,7 +10,7 @@ from PIL import Image
 
 from app.core.backbones import Conv4
 from app.core.checkpoints import save_checkpoint
-from app.core.learners import MAML, ProtoNet
+from app.core.learners import MAML, FolderProtoNet, ProtoNet
 from app.core.model import FewShotModel, InputSpec
 
 COLOURS = {"red": (220, 30, 30), "blue": (30, 30, 220), "green": (30, 200, 30)}
@@ -23,7 +23,9 @@ def tiny_model(seed: int = 0) -> FewShotModel:
     return FewShotModel(Conv4(3, hidden=8, out_channels=8),
                         {"protonet": ProtoNet(),
                          "maml": MAML(neck={"name": "feature", "in_dim": 8}, adapt="head",
-                                      head_init="proto", inner_steps=2, inner_lr=0.1)},
+                                      head_init="proto", inner_steps=2, inner_lr=0.1),
+                         "centroid": ProtoNet(label="Centroid"),
+                         "folder": FolderProtoNet(knn=2)},
                         TINY_INPUT, default_method="protonet").eval()
 
 

@@ -1,5 +1,6 @@
-"""Method switch ProtoNet / MAML from the toolbar; MAML adaptation runs in the background
-and the Cancel button abandons it (the previous predictions stay)."""
+"""Method switch from the toolbar, which lists the model's learners by their labels; MAML
+adaptation runs in the background and the Cancel button abandons it (the previous
+predictions stay); the folder-aware learner gives its quick result, then the folder's."""
 from __future__ import annotations
 
 import threading
@@ -69,3 +70,18 @@ def test_cancel_maml_adaptation(make_window, qtbot, tmp_path, monkeypatch):
     w.engine.schedule_rescore()
     wait_idle(qtbot, w)
     assert _labels(w) == truth and (w.image_model.confidence != before).any()
+
+
+def test_menu_lists_the_models_learners_and_each_one_labels_the_folder(make_window, qtbot, tmp_path):
+    w, truth = _ready(make_window, qtbot, tmp_path)
+    items = {w.method_combo.itemData(i): w.method_combo.itemText(i)
+             for i in range(w.method_combo.count())}
+    assert items == {"protonet": "ProtoNet", "maml": "MAML", "centroid": "Centroid",
+                     "folder": "Folder-aware ProtoNet"}
+    for key in ("centroid", "folder"):
+        w.method_combo.setCurrentIndex(w.method_combo.findData(key))
+        assert w.session.method == key
+        wait_idle(qtbot, w)
+        assert _labels(w) == truth, key
+    # the folder-aware pass ran and left the folder's derived data for the next change
+    assert any(pool.complete for pool in w.session._pool_cache.values())
