@@ -17,7 +17,7 @@ from typing import Iterator
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from .model import InputSpec
+from .inputspec import InputSpec
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
 # Refuse images above this many pixels (decompression bombs); 16k x 12k is 192 MP.

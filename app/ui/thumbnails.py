@@ -8,12 +8,13 @@ images decodes only what the user is looking at. A file that cannot be decoded g
 """
 from __future__ import annotations
 
-import sys
 import threading
 from collections import OrderedDict, deque
 
 from PySide6.QtCore import QObject, QRunnable, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QImage, QImageReader, QPixmap
+
+from app.core import images as core_images  # Pillow only (no torch): safe on the GUI thread
 
 THUMB_SIZE = 128
 
@@ -41,11 +42,8 @@ def read_thumbnail(path: str, size: int = THUMB_SIZE) -> QImage:
 
 def _fallback(path: str, size: int) -> QImage:
     """Formats Qt cannot read (e.g. CMYK TIFF, 16-bit) go through the core's Pillow loader."""
-    core = sys.modules.get("app.core.images")
-    if core is None:  # never import the core (torch) from a thumbnail thread (engine.PRELOAD)
-        return QImage()
     try:
-        pil = core.load_thumbnail(path, size)
+        pil = core_images.load_thumbnail(path, size)
         data = pil.tobytes("raw", "RGB")
         img = QImage(data, pil.width, pil.height, pil.width * 3, QImage.Format.Format_RGB888)
         return img.copy()  # own the buffer
