@@ -67,7 +67,8 @@ def build_actions(w: "MainWindow") -> None:
     tb.addWidget(QLabel(" Method: ", tb))
     w.method_combo = QComboBox(tb)
     w.method_combo.setObjectName("methodCombo")
-    w.method_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+    w.method_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    w.method_combo.setMinimumContentsLength(22)  # "Folder-aware ProtoNet" in full
     w.method_combo.setToolTip("How the model learns from your examples (the model's learners; "
                               "filled in when the model has loaded)")
     tb.addWidget(w.method_combo)
