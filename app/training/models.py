@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ..core.backbones import Conv4, Identity, MobileNetV2Features, output_dim
-from ..core.learners import MAML, ProtoNet
+from ..core.learners import LEARNERS, MAML, TRAINABLE, ProtoNet
 from ..core.learners.base import MetaLearner
 from ..core.model import OMNIGLOT_INPUT, FewShotModel, InputSpec
 
@@ -24,7 +24,7 @@ IMAGENET_INPUT = InputSpec()
 
 @dataclass
 class LearnerOptions:
-    method: str = "protonet"
+    method: str = ProtoNet.method
     neck: str = "auto"                  # "auto" | "none" | "feature"
     neck_out_dim: int | None = None
     neck_center: bool = True
@@ -87,27 +87,23 @@ def build_learner_for(backbone_name: str, feat_dim: int, spec: InputSpec,
     if neck_kind == "feature":
         neck = {"name": "feature", "in_dim": feat_dim, "out_dim": o.neck_out_dim,
                 "center": o.neck_center, "l2norm": o.neck_l2norm, "scale": o.neck_scale}
-    if o.method == "protonet":
-        return ProtoNet(neck=neck)
-    if o.method != "maml":
-        raise ValueError(f"unknown method {o.method!r}")
-    if backbone_name == "identity":  # full-network MAML: the neck is the Conv-4
+    if o.method not in TRAINABLE:
+        raise ValueError(f"unknown method {o.method!r}; trainable: {', '.join(TRAINABLE)}")
+    full_network = backbone_name == "identity"
+    if full_network:  # the learner adapts the whole Conv-4: it is the neck
         neck = {"name": "conv4", "input_shape": list(spec.shape), "in_channels": spec.channels,
                 "track_running_stats": False}
         embed = output_dim(Conv4(spec.channels, track_running_stats=False), spec.shape)
     else:
         embed = o.neck_out_dim or feat_dim
-    adapt = o.adapt if o.adapt != "auto" else ("all" if backbone_name == "identity" else "head")
-    return MAML(neck=neck, embed_dim=embed, adapt=adapt, head_init=o.head_init,
-                n_way=o.way if o.head_init == "learned" else None,
-                inner_steps=o.inner_steps, inner_lr=o.inner_lr,
-                learn_inner_lr=o.learn_inner_lr, first_order=o.first_order)
+    return LEARNERS[o.method].from_options(neck, embed, full_network, o)
 
 
 def build_model(backbone: str, o: LearnerOptions, image_size: int | None = None,
                 channels: int | None = None, init_weights: str | None = None) -> FewShotModel:
     spec = input_spec_for(backbone, image_size, channels)
-    if backbone == "conv4" and o.method == "maml":
+    if backbone == "conv4" and LEARNERS[o.method].capabilities.gradient_steps:
+        # gradient-step learners adapt the whole Conv-4 (the MAML paper): features = pixels
         bb: torch.nn.Module = Identity(spec.shape)
         name = "identity"
     elif backbone == "conv4":

@@ -72,6 +72,14 @@ class MetaLearner(nn.Module, ABC):
             self.label = label
         self._own_label = bool(label)
 
+    @classmethod
+    def from_options(cls, neck: dict[str, Any] | None, embed_dim: int, full_network: bool,
+                     options: Any) -> "MetaLearner":
+        """A fresh learner for ``train`` from its command-line options (``LearnerOptions``);
+        ``full_network``: the neck is a whole network over pixels. Trainable learners
+        override it."""
+        raise ValueError(f"{cls.method!r} is not trained by `train`")
+
     def label_config(self) -> dict[str, Any]:
         return {"label": self.label} if self._own_label else {}
 

@@ -95,6 +95,14 @@ class MAML(MetaLearner):
         else:
             self.register_buffer("inner_lrs", lrs)
 
+    @classmethod
+    def from_options(cls, neck, embed_dim, full_network, o) -> "MAML":  # noqa: ANN001
+        adapt = o.adapt if o.adapt != "auto" else ("all" if full_network else "head")
+        return cls(neck=neck, embed_dim=embed_dim, adapt=adapt, head_init=o.head_init,
+                   n_way=o.way if o.head_init == "learned" else None,
+                   inner_steps=o.inner_steps, inner_lr=o.inner_lr,
+                   learn_inner_lr=o.learn_inner_lr, first_order=o.first_order)
+
     # -- pieces -----------------------------------------------------------------------
     def embed(self, x: torch.Tensor, fast: dict[str, torch.Tensor] | None = None,
               tmean: torch.Tensor | None = None) -> torch.Tensor:

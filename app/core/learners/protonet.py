@@ -35,6 +35,10 @@ class ProtoNet(MetaLearner):
         super().__init__(label)
         self.neck: nn.Module = build_neck(neck)
 
+    @classmethod
+    def from_options(cls, neck, embed_dim, full_network, options) -> "ProtoNet":  # noqa: ANN001
+        return cls(neck=neck)
+
     def fit(self, support: torch.Tensor, labels: torch.Tensor,
             num_classes: int | None = None, pool: Any = None) -> ProtoAdapted:
         n = infer_num_classes(labels, num_classes)
