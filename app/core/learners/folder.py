@@ -68,7 +68,8 @@ class FolderPool:
     def __len__(self) -> int:
         return int(self.features.shape[0] if self.rows is None else self.rows.shape[0])
 
-    def raw(self, s: slice) -> torch.Tensor:
+    def raw(self, s: slice | torch.Tensor) -> torch.Tensor:
+        """Raw features of the pool's images ``s`` (a slice or positions)."""
         return self.features[s] if self.rows is None else self.features[self.rows[s]]
 
     def derived(self, key: tuple, make):
@@ -151,7 +152,7 @@ class FolderProtoNet(MetaLearner):
             if self.proj_dim and n * len(pos) > self.project_above:
                 cov = None
                 for s in pool.chunks(len(pos)):
-                    a = self.transform(_rows(pool, pos[s]), mean)
+                    a = self.transform(pool.raw(pos[s]), mean)
                     cov = a.T @ a if cov is None else cov + a.T @ a
                 assert cov is not None
                 if self.proj_dim < cov.shape[0]:  # eigh: ascending eigenvalues
@@ -264,6 +265,3 @@ class FolderProtoNet(MetaLearner):
                 "proj_dim": self.proj_dim, "seed": self.seed, "calib": self.calib,
                 **self.label_config()}
 
-
-def _rows(pool: FolderPool, positions: torch.Tensor) -> torch.Tensor:
-    return pool.features[positions] if pool.rows is None else pool.features[pool.rows[positions]]
