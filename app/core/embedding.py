@@ -23,7 +23,6 @@ import copy
 import logging
 import os
 import threading
-import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Sequence
@@ -306,15 +305,3 @@ class Embedder:
         feats = np.stack([got[p] for p in order]) if order else np.zeros((0, 0), np.float32)
         return EmbedResult(order, feats, problems)
 
-
-class ProgressETA:
-    """Rate and ETA from (done, total) updates; for progress bars in the CLI and the GUI."""
-
-    def __init__(self) -> None:
-        self.start = time.monotonic()
-
-    def eta_seconds(self, done: int, total: int) -> float | None:
-        elapsed = time.monotonic() - self.start
-        if done <= 0 or elapsed <= 0:
-            return None
-        return (total - done) * elapsed / done

@@ -144,7 +144,6 @@ def run_feature_episodes(model: FewShotModel, method: str | None, prepared: Prep
     learner = model.learner(method)
     was = learner.training
     learner.eval()
-    dev = prepared.features.features.device
     accs = np.zeros(len(prepared.episodes))
     try:
         for i, ep in enumerate(prepared.episodes):
