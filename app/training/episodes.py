@@ -23,7 +23,7 @@ from .sampler import Episode, EpisodeSampler, min_images
 
 
 @dataclass
-class FeatureTable:
+class ItemFeatures:
     """Features of some items: ``features[row[item]]`` (row -1 = not computed)."""
 
     features: torch.Tensor
@@ -42,7 +42,7 @@ class PreparedEpisodes:
     sampler: EpisodeSampler
     episodes: list[Episode]
     store: ImageStore | None = None
-    features: FeatureTable | None = None
+    features: ItemFeatures | None = None
 
 
 def _union(episodes: Sequence[Episode]) -> np.ndarray:
@@ -59,7 +59,7 @@ def prepare_episodes(model: FewShotModel, classes: Sequence[ClassFolder], spec: 
                      distractors: int = 0) -> PreparedEpisodes:
     """Sample ``episodes`` episodes (or none with ``all_items``), then load what they need.
 
-    want="features": backbone features (eval mode) in a ``FeatureTable``;
+    want="features": backbone features (eval mode) in a ``ItemFeatures``;
     want="images": preprocessed images in an ``ImageStore`` (training through the backbone).
     """
     device = torch.device(device)
@@ -99,7 +99,7 @@ def prepare_episodes(model: FewShotModel, classes: Sequence[ClassFolder], spec: 
             feats = torch.from_numpy(np.stack(per_file)).to(device)
         row = np.full(len(table), -1, dtype=np.int64)
         row[items] = np.arange(len(items))
-        return PreparedEpisodes(table, sampler, eps, features=FeatureTable(feats, row))
+        return PreparedEpisodes(table, sampler, eps, features=ItemFeatures(feats, row))
     raise RuntimeError("too many unreadable files; giving up")
 
 
@@ -111,7 +111,7 @@ def refresh_features(model: FewShotModel, prepared: PreparedEpisodes) -> None:
     feats = features_from_store(model, prepared.store, items)
     row = np.full(len(prepared.table), -1, dtype=np.int64)
     row[items] = np.arange(len(items))
-    prepared.features = FeatureTable(feats, row)
+    prepared.features = ItemFeatures(feats, row)
 
 
 def episode_tensors(ep: Episode, device: torch.device | str
@@ -120,7 +120,7 @@ def episode_tensors(ep: Episode, device: torch.device | str
             torch.as_tensor(ep.query_labels, device=device))
 
 
-def episode_accuracy(learner, features: FeatureTable, ep: Episode, way: int) -> float:
+def episode_accuracy(learner, features: ItemFeatures, ep: Episode, way: int) -> float:
     """Accuracy over the episode's labelled pool images (distractors, label -1, are in the
     pool a folder-aware learner reads, but not scored)."""
     ys, yq = episode_tensors(ep, features.features.device)
