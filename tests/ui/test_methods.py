@@ -85,3 +85,28 @@ def test_menu_lists_the_models_learners_and_each_one_labels_the_folder(make_wind
         assert _labels(w) == truth, key
     # the folder-aware pass ran and left the folder's derived data for the next change
     assert any(pool.complete for pool in w.session._pool_cache.values())
+
+
+def test_folder_aware_pass_shows_the_quick_result_and_can_be_cancelled(make_window, qtbot, tmp_path,
+                                                                       monkeypatch):
+    w, truth = _ready(make_window, qtbot, tmp_path)
+    started, release = threading.Event(), threading.Event()
+    real_fit = session_module.fit
+
+    def slow_folder_fit(*a, pool=None, **k):
+        if pool is not None:  # only the pass that reads the folder waits
+            started.set()
+            release.wait(10)
+        return real_fit(*a, pool=pool, **k)
+
+    monkeypatch.setattr(session_module, "fit", slow_folder_fit)
+    w.method_combo.setCurrentIndex(w.method_combo.findData("folder"))
+    qtbot.waitUntil(started.is_set, timeout=10_000)
+    # the quick inductive result is already on the grid while the folder is being read
+    qtbot.waitUntil(lambda: _labels(w) == truth, timeout=10_000)
+    assert w.status.cancel.isVisible()
+    w.status.cancel.click()
+    release.set()
+    qtbot.waitUntil(lambda: not w.engine.working, timeout=10_000)
+    assert _labels(w) == truth                       # cancelling kept the quick result
+    assert not any(p.complete for p in w.session._pool_cache.values())
