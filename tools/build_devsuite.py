@@ -22,6 +22,11 @@ numpy's array reconstruction (nothing else can be instantiated).
 """
 from __future__ import annotations
 
+import sys as _sys
+from pathlib import Path as _Path
+
+_sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))  # the repository, for `app`
+
 import argparse
 import gzip
 import hashlib
@@ -37,16 +42,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from app.core.checkpoints import file_sha256 as sha256
+
 ROOT = Path(__file__).resolve().parents[1]
 OMNIGLOT = ROOT.parent / "shared" / "data" / "omniglot" / "images_evaluation"
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for b in iter(lambda: f.read(1 << 20), b""):
-            h.update(b)
-    return h.hexdigest()
 
 
 def tree_digest(root: Path) -> str:

@@ -279,10 +279,15 @@ class Engine(QObject):
 
     # scoring ---------------------------------------------------------------------------
     def _learner(self, method: str):  # noqa: ANN202
-        lm = self.loaded
-        if lm is None or (method or lm.model.default_method) not in lm.model.methods:
+        """The loaded model's learner for ``method``, or None (no model, or no such learner)."""
+        from app.core.scoring import ScoringError, learner_of
+
+        if self.loaded is None:
             return None
-        return lm.model.learner(method or None)
+        try:
+            return learner_of(self.loaded.model, method)
+        except ScoringError:
+            return None
 
     def _reads_pool(self) -> bool:
         learner = self._learner(self.session.method) if self.session is not None else None
