@@ -1,2 +1,2 @@
 """fewshot-label: few-shot image labeling with meta-learned models."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -136,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     if model_path is None:
         return _fail("no --model given and no shipped model found in pretrained/")
     try:
-        model, _card = load_checkpoint(model_path)
+        model, card = load_checkpoint(model_path)
     except CheckpointError as e:
         return _fail(f"cannot load the model: {e}")
     method = args.method or model.default_method
@@ -222,5 +222,6 @@ def run(args: argparse.Namespace) -> int:
     print(f"classified {n_pred} image{'s' * (n_pred != 1)} "
           f"({n_pred - n_unknown} labelled, {n_unknown} unknown) + {n_ex} example"
           f"{'s' * (n_ex != 1)}; skipped {skipped} file{'s' * (skipped != 1)}; "
+          f"model {card.get('name', model_path.name)} ({model.learner(method).label}); "
           f"wrote {os.path.abspath(args.out)}", file=err)
     return 0

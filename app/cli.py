@@ -9,6 +9,8 @@ import argparse
 import importlib
 import sys
 
+from . import __version__
+
 # Modules that register subcommands, in the order ``--help`` lists them.
 COMMAND_MODULES = [
     "app.training.train_cmd",
@@ -18,8 +20,10 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m app",
-                                     description="Few-shot image labeling: train, evaluate, classify.")
+    parser = argparse.ArgumentParser(prog="fewshot",
+                                     description="Few-shot image labeling: train, evaluate, classify "
+                                     "(also run as python -m app).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-PRETRAINED_DIR = Path(__file__).resolve().parents[2] / "pretrained"
+from .bundled import bundled_dir
+
+PRETRAINED_DIR = bundled_dir("pretrained")
 
 # Preference order: checkpoint names under pretrained/ (NAME.json + NAME.safetensors).
 PREFERENCE = (

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 from .engine import Engine
@@ -25,8 +25,11 @@ PROJECT_FILTER = "Labeling projects (*.fsproj.json *.json)"
 
 
 def autosave_path() -> Path:
-    d = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
-    return Path(d or Path.home() / ".fewshot-label") / "autosave.fsproj.json"
+    """In the user's data folder (platformdirs), like the cache and the logs: never beside
+    the installed program, which may be read-only."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("fewshot-label", appauthor=False)) / "autosave.fsproj.json"
 
 
 class FileOps(QObject):

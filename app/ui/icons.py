@@ -1,13 +1,15 @@
-"""Icons (small SVGs in ``resources/icons``) and the style sheet, found beside the package."""
+"""Icons (small SVGs in ``resources/icons``) and the style sheet, shipped with the package
+(``app.core.bundled``)."""
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 
-RESOURCES = Path(__file__).resolve().parents[2] / "resources"
+from ..core.bundled import bundled_dir
+
+RESOURCES = bundled_dir("resources")
 
 
 @lru_cache(maxsize=None)

@@ -7,6 +7,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .. import __version__
+from .platform_check import platform_problem
+
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="fewshot-label", description="Few-shot image labeling: drop a "
@@ -14,11 +17,16 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("path", nargs="?", help="a folder of images to open, or a project file (.fsproj.json)")
     ap.add_argument("--model", help="model checkpoint (default: the shipped photo model)")
     ap.add_argument("--cache", help="embedding cache file (default: the user cache folder)")
+    ap.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return ap.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    problem = platform_problem()
+    if problem:  # Qt would abort with a generic message and a core dump
+        print(problem, file=sys.stderr)
+        return 1
     from PySide6.QtWidgets import QApplication
 
     from .errors import install_excepthook, setup_logging
