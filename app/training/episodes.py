@@ -18,7 +18,7 @@ from ..core.model import FewShotModel
 from .data import ClassFolder, DataSpec, ItemTable, build_items
 from .inputs import (ImageStore, decode_files, drop_bad_files, features_from_files,
                      features_from_store, should_preload)
-from .progress import Progress
+from ..core.progress import Progress
 from .sampler import Episode, EpisodeSampler, min_images
 
 

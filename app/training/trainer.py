@@ -35,7 +35,7 @@ from .episodes import (PreparedEpisodes, episode_tensors, mean_ci95, prepare_epi
                        refresh_features,
                        run_feature_episodes)
 from .models import set_inner_steps
-from .progress import Progress
+from ..core.progress import Progress
 
 
 @dataclass

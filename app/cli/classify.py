@@ -13,11 +13,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
-from typing import TextIO
 
-EXIT_FAILED = 2
+from .common import fail, open_cache, usable_device
+from ..core.progress import Progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,66 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-class _Bar:
-    """One-line progress with ETA on a terminal; a line every few seconds into a log."""
-
-    def __init__(self, stream: TextIO, quiet: bool) -> None:
-        self.stream, self.quiet = stream, quiet
-        self.tty = bool(getattr(stream, "isatty", lambda: False)())
-        self.start = time.monotonic()
-        self.last = -1e9
-
-    def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if self.quiet or (now - self.last < (0.2 if self.tty else 5.0) and done < total):
-            return
-        self.last = now
-        el = now - self.start
-        eta = (total - done) * el / done if done else None
-        fill = int(24 * done / max(total, 1))
-        line = (f"embedding [{'#' * fill}{'-' * (24 - fill)}] {done}/{total} "
-                f"{100.0 * done / max(total, 1):5.1f}% elapsed {_fmt(el)} ETA {_fmt(eta)}")
-        self.stream.write(("\r" + line + "\033[K") if self.tty else line + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.tty and not self.quiet and self.last > 0:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
-def _fmt(s: float | None) -> str:
-    if s is None:
-        return "--:--"
-    m, sec = divmod(int(round(s)), 60)
-    h, m = divmod(m, 60)
-    return f"{h}:{m:02d}:{sec:02d}" if h else f"{m:02d}:{sec:02d}"
-
-
-def _usable_device(pref: str, err: TextIO) -> str:
-    """``pref`` if this machine has it, else "cpu" with a warning (never a traceback)."""
-    import torch
-
-    kind = pref.split(":")[0]
-    ok = {"auto": True, "cpu": True, "cuda": torch.cuda.is_available(),
-          "mps": bool(getattr(torch.backends, "mps", None) and torch.backends.mps.is_available())}
-    if kind not in ok:
-        print(f"warning: unknown device {pref!r}; using auto", file=err)
-        return "auto"
-    if not ok[kind]:
-        print(f"warning: device {pref!r} is not available on this machine; using the CPU", file=err)
-        return "cpu"
-    return pref
-
-
 def _fail(msg: str) -> int:
-    print(f"classify: error: {msg}", file=sys.stderr)
-    return EXIT_FAILED
+    return fail(msg, "classify")
 
 
 def support_classes(support: Path) -> list[tuple[str, list[str]]]:
     """(class name, image paths) for each non-hidden sub-folder, sorted by name."""
-    from .core.scan import scan_folder
+    from ..core.scan import scan_folder
 
     out = []
     for d in sorted(support.iterdir(), key=lambda p: p.name.casefold()):
@@ -124,13 +70,13 @@ def run(args: argparse.Namespace) -> int:
     if not images.is_dir():
         return _fail(f"{images}: images folder not found")
 
-    from .core.checkpoints import CheckpointError, load_checkpoint
-    from .core.defaults import default_model_path
-    from .core.embedding import Cancelled, Embedder
-    from .core.export import write_csv
-    from .core.scan import scan
-    from .core.scoring import ScoringError
-    from .core.session import Session
+    from ..core.checkpoints import CheckpointError, load_checkpoint
+    from ..core.defaults import default_model_path
+    from ..core.embedding import Cancelled, Embedder
+    from ..core.export import write_csv
+    from ..core.scan import scan
+    from ..core.scoring import ScoringError
+    from ..core.session import Session
 
     model_path = Path(args.model) if args.model else default_model_path()
     if model_path is None:
@@ -168,14 +114,8 @@ def run(args: argparse.Namespace) -> int:
     if not result.records:
         print(f"warning: no images found in {images}", file=err)
 
-    cache = None
-    if not args.no_cache:
-        from .core.cache import EmbeddingCache
-        try:
-            cache = EmbeddingCache()
-        except Exception as e:  # an unusable cache only costs speed
-            print(f"warning: embedding cache unavailable ({e}); continuing without it", file=err)
-    device = _usable_device(args.device, err)
+    cache = open_cache(args)
+    device = usable_device(args.device, err)
     try:
         embedder = Embedder(model, device=device, batch_size=args.batch_size, cache=cache)
     except (RuntimeError, AssertionError, ValueError) as e:  # e.g. --device cuda without CUDA
@@ -183,10 +123,10 @@ def run(args: argparse.Namespace) -> int:
               "using the CPU", file=err)
         model.to("cpu")
         embedder = Embedder(model, device="cpu", batch_size=args.batch_size, cache=cache)
-    bar = _Bar(err, args.quiet)
     todo = session.paths_needing_features()
+    bar = Progress(len(todo), "embedding", stream=err, every=5.0, quiet=args.quiet)
     try:
-        for batch in embedder.iter_embed(todo, progress=bar):
+        for batch in embedder.iter_embed(todo, progress=bar.callback()):
             session.add_features(batch.paths, batch.features, batch.problems)
     except Cancelled:  # pragma: no cover - no cancel event here
         pass
@@ -209,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
     except OSError as e:
         return _fail(f"cannot write {args.out}: {e.strerror or e}")
     if args.project:
-        from .core.project import save_project
+        from ..core.project import save_project
         try:
             save_project(session, args.project)
         except OSError as e:

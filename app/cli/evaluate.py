@@ -11,12 +11,12 @@ import json
 import time
 
 from ..core.checkpoints import CheckpointError, load_checkpoint
-from .cli_common import add_data_flags, add_runtime_flags, apply_runtime, data_spec, fail, open_cache
-from .data import DatasetError, select_classes
-from .episodes import mean_ci95, prepare_episodes, run_feature_episodes
-from .sampler import POOLS
-from .models import set_inner_steps
-from .progress import Progress
+from .common import add_data_flags, add_runtime_flags, apply_runtime, data_spec, fail, open_cache
+from ..training.data import DatasetError, select_classes
+from ..training.episodes import mean_ci95, prepare_episodes, run_feature_episodes
+from ..training.sampler import POOLS
+from ..training.models import set_inner_steps
+from ..core.progress import Progress
 
 
 def register(sub: argparse._SubParsersAction) -> None:

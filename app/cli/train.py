@@ -15,10 +15,10 @@ from pathlib import Path
 
 from ..core.checkpoints import CheckpointError, load_checkpoint
 from ..core.learners import TRAINABLE
-from .cli_common import add_data_flags, add_runtime_flags, apply_runtime, data_spec, fail, open_cache
-from .data import DatasetError, DataSpec, carve_validation, select_classes
-from .models import LearnerOptions, add_learner, build_model
-from .trainer import TrainConfig, state_path, train
+from .common import add_data_flags, add_runtime_flags, apply_runtime, data_spec, fail, open_cache
+from ..training.data import DatasetError, DataSpec, carve_validation, select_classes
+from ..training.models import LearnerOptions, add_learner, build_model
+from ..training.trainer import TrainConfig, state_path, train
 
 
 def register(sub: argparse._SubParsersAction) -> None:

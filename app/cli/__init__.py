@@ -9,13 +9,13 @@ import argparse
 import importlib
 import sys
 
-from . import __version__
+from .. import __version__
 
 # Modules that register subcommands, in the order ``--help`` lists them.
 COMMAND_MODULES = [
-    "app.training.train_cmd",
-    "app.training.evaluate_cmd",
-    "app.classify_cmd",
+    "app.cli.train",
+    "app.cli.evaluate",
+    "app.cli.classify",
 ]
 
 
