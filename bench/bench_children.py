@@ -55,12 +55,12 @@ def gui(workdir: str, n: int, data: str) -> dict:
     ticks: list[int] = []
     marks: dict[str, int] = {}
 
-    def on_event(event: str, info: dict) -> None:
-        if event == "stale":
+    def on_event(event) -> None:  # noqa: ANN001 - a SessionEvent
+        if event.topic == "stale":
             engine.schedule_rescore()
-        elif event == "features":
+        elif event.topic == "features":
             marks.setdefault("first_batch", clock.nsecsElapsed())
-        elif event == "predictions":
+        elif event.topic == "predictions":
             marks.setdefault("first_predictions", clock.nsecsElapsed())
 
     session.subscribe(on_event)

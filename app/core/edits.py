@@ -12,9 +12,9 @@ from typing import Callable, Iterable
 from .history import Command, History
 from .records import PALETTE, UNKNOWN, ClassInfo, Example, norm_path as _norm
 from .records import valid_colour as _valid_colour
+from .events import Listener, SessionEvent, Topic
 from .scan import expand_paths
 
-Listener = Callable[[str, dict], None]
 log = logging.getLogger(__name__)
 
 
@@ -40,41 +40,42 @@ class SessionEdits:
         self._listeners.append(fn)
         return lambda: self._listeners.remove(fn) if fn in self._listeners else None
 
-    def _emit(self, event: str, **info: object) -> None:
+    def _emit(self, topic: Topic, paths: Iterable[str] | None = None) -> None:
         """Tell every listener. A failing listener is logged and skipped: it must not leave
         an edit half-done (the undo history and the state would disagree)."""
+        event = SessionEvent(topic, None if paths is None else tuple(paths))
         for fn in list(self._listeners):
             try:
-                fn(event, info)
+                fn(event)
             except Exception:
-                log.exception("session listener %r failed on %r", fn, event)
+                log.exception("session listener %r failed on %s", fn, topic)
 
     def _touch(self, stale: bool = True) -> None:
         if stale:
             self._generation += 1
-            self._emit("stale")
+            self._emit(Topic.STALE)
         if not self.modified:
             self.modified = True
-            self._emit("modified")
+            self._emit(Topic.MODIFIED)
 
     def mark_saved(self) -> None:
         self.modified = False
-        self._emit("modified")
+        self._emit(Topic.MODIFIED)
 
     # -- history ------------------------------------------------------------------------
     def _push(self, label: str, do: Callable[[], None], undo: Callable[[], None],
               merge_key: str | None = None) -> None:
         self.history.push(Command(label, do, undo, merge_key))
-        self._emit("history")
+        self._emit(Topic.HISTORY)
 
     def undo(self) -> str | None:
         label = self.history.undo()
-        self._emit("history")
+        self._emit(Topic.HISTORY)
         return label
 
     def redo(self) -> str | None:
         label = self.history.redo()
-        self._emit("history")
+        self._emit(Topic.HISTORY)
         return label
 
     @property
@@ -189,20 +190,20 @@ class SessionEdits:
 
     def _insert_class(self, index: int, info: ClassInfo) -> None:
         self._classes.insert(index, info)
-        self._emit("classes")
+        self._emit(Topic.CLASSES)
         self._touch()
 
     def _remove_class(self, class_id: int) -> None:
         self._classes = [c for c in self._classes if c.id != class_id]
-        self._emit("classes")
+        self._emit(Topic.CLASSES)
         self._touch()
-        self._emit("predictions", paths=None)  # predictions of that class become unknown
+        self._emit(Topic.PREDICTIONS)  # predictions of that class become unknown
 
     def _replace_class(self, info: ClassInfo) -> None:
         self._classes = [info if c.id == info.id else c for c in self._classes]
-        self._emit("classes")
+        self._emit(Topic.CLASSES)
         self._touch(stale=False)
-        self._emit("predictions", paths=None)  # names/colours shown on every thumbnail
+        self._emit(Topic.PREDICTIONS)  # names/colours shown on every thumbnail
 
     # -- examples -----------------------------------------------------------------------
     @property
@@ -230,9 +231,9 @@ class SessionEdits:
                 self._examples.pop(p, None)
             else:
                 self._examples[p] = e
-        self._emit("examples", paths=list(mapping))
+        self._emit(Topic.EXAMPLES, list(mapping))
         self._touch()
-        self._emit("predictions", paths=[p for p in mapping if p in self._image_index])
+        self._emit(Topic.PREDICTIONS, [p for p in mapping if p in self._image_index])
 
     def add_examples(self, class_id: int, paths: Iterable[str | os.PathLike[str]],
                      cancel: threading.Event | None = None) -> list[str]:
@@ -289,9 +290,9 @@ class SessionEdits:
 
     def _set_attr(self, name: str, value: object) -> None:
         setattr(self, name, value)
-        self._emit({"model_path": "model"}.get(name, name))
+        self._emit(Topic.MODEL if name == "model_path" else Topic(name))
         if name == "threshold":
             self._touch(stale=False)
-            self._emit("predictions", paths=None)
+            self._emit(Topic.PREDICTIONS)
         else:
             self._touch()

@@ -50,10 +50,10 @@ Reading results::
                               examples override predictions
     s.result_rows() -> list[ResultRow(path, label, confidence, source)]   # for export.py
 
-Observers: ``unsubscribe = s.subscribe(fn)``; ``fn(event: str, info: dict)`` with events
-"classes", "examples" (info["paths"]), "folder", "features" (info["paths"]), "problems",
-"predictions" (info["paths"]: list or None for all), "threshold", "method", "model",
-"history", "stale" (scoring inputs changed: schedule a rescore), "modified".
+Observers: ``unsubscribe = s.subscribe(fn)``; ``fn(event: SessionEvent)``, typed events
+(``app/core/events.py``): ``event.topic`` a ``Topic`` (CLASSES, EXAMPLES, FOLDER, FEATURES,
+PROBLEMS, PREDICTIONS, THRESHOLD, METHOD, MODEL, HISTORY, STALE, MODIFIED) and
+``event.paths`` for the topics about images (``None``: all of them).
 """
 from __future__ import annotations
 
@@ -63,7 +63,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .edits import Listener, SessionEdits
+from .edits import SessionEdits
+from .events import Listener, SessionEvent, Topic
 from .history import History
 from .records import (PALETTE, UNKNOWN, ClassInfo, Example, Prediction, ResultRow,
                       norm_path as _norm, valid_colour as _valid_colour)
@@ -110,12 +111,12 @@ class Session(SessionEdits):
         self._image_index = {p: i for i, p in enumerate(self.images)}
         self._pred_class = np.full(len(self.images), -1, np.int64)
         self._pred_conf = np.full(len(self.images), np.nan, np.float32)
-        self._emit("folder")
+        self._emit(Topic.FOLDER)
         if changed:  # re-scanning the same folder (e.g. after opening a project) is no edit
             self._touch(stale=False)
         if self._adapted is not None:
             self._predict_positions(*self.features.locate(self.images), emit=False)
-        self._emit("predictions", paths=None)
+        self._emit(Topic.PREDICTIONS)
 
     def relocate(self, moves: Iterable[tuple[str, str]]) -> None:
         """Files were moved on disk (export "move", ``FileReport.done`` as (source, target)
@@ -137,10 +138,10 @@ class Session(SessionEdits):
         self.images = [m.get(p, p) for p in self.images]
         self._image_index = {p: i for i, p in enumerate(self.images)}
         if moved_examples:
-            self._emit("examples", paths=moved_examples)
+            self._emit(Topic.EXAMPLES, moved_examples)
             self._touch(stale=False)
-        self._emit("folder")
-        self._emit("predictions", paths=None)
+        self._emit(Topic.FOLDER)
+        self._emit(Topic.PREDICTIONS)
 
     def clear_features(self) -> None:
         """Forget all features and predictions (after switching to another model)."""
@@ -151,8 +152,8 @@ class Session(SessionEdits):
         self._pred_conf[:] = np.nan
         self._generation += 1
         self._features_epoch = self._generation
-        self._emit("stale")
-        self._emit("predictions", paths=None)
+        self._emit(Topic.STALE)
+        self._emit(Topic.PREDICTIONS)
 
     def paths_needing_features(self) -> list[str]:
         """Examples first (scoring needs them), then folder images; without known problems."""
@@ -172,15 +173,15 @@ class Session(SessionEdits):
             bad[_norm(p)] = r
         if bad:
             self.problems.update(bad)
-            self._emit("problems", paths=list(bad))
+            self._emit(Topic.PROBLEMS, list(bad))
         paths = [_norm(p) for p in paths]
         if not paths:
             return
         self.features.add(paths, features)
-        self._emit("features", paths=paths)
+        self._emit(Topic.FEATURES, paths)
         if any(p in self._examples for p in paths):
             self._generation += 1
-            self._emit("stale")
+            self._emit(Topic.STALE)
         if self._adapted is not None:
             in_folder = [p for p in paths if p in self._image_index]
             if in_folder:
@@ -243,7 +244,7 @@ class Session(SessionEdits):
         self._predict_positions(pos[late], rows[late], emit=False)
         if outcome.final:
             self._applied_generation = outcome.job.generation
-        self._emit("predictions", paths=None)
+        self._emit(Topic.PREDICTIONS)
         return not self.scores_stale
 
     def rescore(self, model) -> bool:  # model: FewShotModel
@@ -255,7 +256,7 @@ class Session(SessionEdits):
             self._pred_class[:] = -1
             self._pred_conf[:] = np.nan
             self._applied_generation = self._generation
-            self._emit("predictions", paths=None)
+            self._emit(Topic.PREDICTIONS)
             return False
         self.apply_scores(job.run(model))
         return True
@@ -273,7 +274,7 @@ class Session(SessionEdits):
         self._pred_class[positions] = np.asarray(self._adapted_ids, np.int64)[labels]
         self._pred_conf[positions] = conf
         if emit:
-            self._emit("predictions", paths=[self.images[i] for i in positions])
+            self._emit(Topic.PREDICTIONS, [self.images[i] for i in positions])
 
     # -- results ------------------------------------------------------------------------
     def prediction(self, path: str) -> Prediction:
@@ -336,11 +337,11 @@ class Session(SessionEdits):
         self._pred_conf[:] = np.nan
         self._generation += 1
         self.modified = False
-        for ev in ("classes", "examples", "threshold", "method", "model", "history", "stale",
-                   "modified", "predictions"):
-            info = {"paths": list(self._examples)} if ev == "examples" else {}
-            self._emit(ev, **({"paths": None} if ev == "predictions" else info))
+        for topic in (Topic.CLASSES, Topic.EXAMPLES, Topic.THRESHOLD, Topic.METHOD, Topic.MODEL,
+                      Topic.HISTORY, Topic.STALE, Topic.MODIFIED, Topic.PREDICTIONS):
+            self._emit(topic, list(self._examples) if topic is Topic.EXAMPLES else None)
 
-__all__ = ["Session", "ClassInfo", "Example", "Prediction", "ResultRow", "ScoreJob", "Listener",
+__all__ = ["Session", "SessionEvent", "Topic", "ClassInfo", "Example", "Prediction", "ResultRow",
+           "ScoreJob", "Listener",
            "ScoreOutcome", "ScoringError", "ScoringCancelled", "UNKNOWN", "PALETTE",
            "_valid_colour"]

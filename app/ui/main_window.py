@@ -15,6 +15,7 @@ from PySide6.QtGui import QCloseEvent, QDesktopServices
 from PySide6.QtWidgets import (QInputDialog, QLabel, QMainWindow, QMessageBox,
                                QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
+from ..core.events import SessionEvent, Topic
 from .actions import build_actions
 from .class_panel import ClassPanel
 from .engine import Engine, LoadedModel, available_devices
@@ -198,10 +199,10 @@ class MainWindow(QMainWindow):
         how = lm.embedder.describe() if getattr(lm.embedder, "backend", None) else lm.device
         self.status.set_counts(f"Model: {lm.card.get('name', os.path.basename(lm.path))} ({how})")
 
-    def _session_event(self, event: str, info: dict) -> None:
-        if event == "method":
+    def _session_event(self, event: SessionEvent) -> None:
+        if event.topic is Topic.METHOD:
             self._sync_method()
-        elif event == "model" and self.session is not None and self.session.model_path:
+        elif event.topic is Topic.MODEL and self.session is not None and self.session.model_path:
             lm = self.engine.loaded
             if lm is None or os.path.abspath(lm.path) != self.session.model_path:
                 self.engine.load(self.session.model_path, self.settings.device, self.settings.batch_size)

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
+from ..core.events import SessionEvent, Topic
+
 from .class_panel import ClassPanel, ClassView
 from .image_model import PENDING, UNKNOWN, ClassStyle, ImageListModel, Source
 from .problems_view import ProblemsView
@@ -52,7 +54,7 @@ class SessionBinder(QObject):
         self.panel = panel
         self.review = review
         self.problems = problems
-        self._dirty: set[str] = set()
+        self._dirty: set[Topic] = set()
         self._shown: set[str] = set()
         self._new_problems: set[str] = set()
         self._timer = QTimer(self)
@@ -60,31 +62,31 @@ class SessionBinder(QObject):
         self._timer.setInterval(120)
         self._timer.timeout.connect(self.flush)
         self._unsubscribe: Callable[[], None] = session.subscribe(self._on_event)
-        self._dirty.update({"folder", "classes", "examples", "problems"})
+        self._dirty.update({Topic.FOLDER, Topic.CLASSES, Topic.EXAMPLES, Topic.PROBLEMS})
         self.flush()
 
     def detach(self) -> None:
         self._unsubscribe()
         self._timer.stop()
 
-    def _on_event(self, event: str, info: dict) -> None:
-        if event == "history":
-            self.historyChanged.emit()
-        elif event == "modified":
+    def _on_event(self, event: SessionEvent) -> None:
+        signal = {Topic.HISTORY: self.historyChanged, Topic.STALE: self.stale}.get(event.topic)
+        if signal is not None:
+            signal.emit()
+            return
+        if event.topic is Topic.MODIFIED:
             self.modifiedChanged.emit(self.session.modified)
-        elif event == "stale":
-            self.stale.emit()
-        else:
-            if event in ("examples", "folder"):
-                self.examplesChanged.emit()
-            if event == "problems":
-                self._new_problems.update(info.get("paths") or [])
-            self._dirty.add(event)
-            if event in ("folder", "classes"):
-                self.flush()  # structure changes show at once
-            elif not self._timer.isActive():
-                # big folders refresh a little less often while results stream in
-                self._timer.start(120 if len(self.model.paths) < 20_000 else 400)
+            return
+        if event.topic in (Topic.EXAMPLES, Topic.FOLDER):
+            self.examplesChanged.emit()
+        if event.topic is Topic.PROBLEMS:
+            self._new_problems.update(event.paths or ())
+        self._dirty.add(event.topic)
+        if event.topic in (Topic.FOLDER, Topic.CLASSES):
+            self.flush()  # structure changes show at once
+        elif not self._timer.isActive():
+            # big folders refresh a little less often while results stream in
+            self._timer.start(120 if len(self.model.paths) < 20_000 else 400)
 
     def flush(self) -> None:
         self._timer.stop()
@@ -92,23 +94,23 @@ class SessionBinder(QObject):
         if not dirty:
             return
         s = self.session
-        if "folder" in dirty:
+        if Topic.FOLDER in dirty:
             self.model.set_paths(s.images)
             self.problems.set_problems(dict(s.problems))
             self._shown = set(s.problems)
             self._new_problems = set()
             self.model.set_problems(s.problems, refresh=False)
-        if dirty & {"classes", "model"}:
+        if dirty & {Topic.CLASSES, Topic.MODEL}:
             styles = [ClassStyle(c.name, c.colour) for c in s.classes]
             self.model.classes = styles
             self.review.set_classes(styles)
-        if dirty & {"classes", "examples"}:
+        if dirty & {Topic.CLASSES, Topic.EXAMPLES}:
             self.panel.set_classes([
                 ClassView(c.id, c.name, c.colour, [(e.path, e.source) for e in s.examples_of(c.id)])
                 for c in s.classes])
-        if "threshold" in dirty:
+        if Topic.THRESHOLD in dirty:
             self.review.set_threshold(s.threshold)
-        if "problems" in dirty:
+        if Topic.PROBLEMS in dirty:
             pending, self._new_problems = self._new_problems, set()
             new = {p: s.problems[p] for p in pending if p in s.problems and p not in self._shown}
             self._shown.update(new)

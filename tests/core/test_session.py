@@ -9,6 +9,7 @@ from app.core.backbones import Identity
 from app.core.embedding import Embedder
 from app.core.learners import MAML, ProtoNet
 from app.core.model import FewShotModel, InputSpec
+from app.core.events import Topic
 from app.core.scan import scan_folder
 from app.core.scoring import ScoringError
 from app.core.session import Session
@@ -44,7 +45,7 @@ def folder(tmp_path):
 def test_class_edits_undo_redo_and_events():
     s = Session()
     events = []
-    s.subscribe(lambda ev, info: events.append(ev))
+    s.subscribe(lambda ev: events.append(ev.topic))
     cat = s.add_class("cat")
     dog = s.add_class("dog", "#00FF00")
     assert [c.name for c in s.classes] == ["cat", "dog"] and dog.colour == "#00ff00"
@@ -74,7 +75,7 @@ def test_class_edits_undo_redo_and_events():
     while s.can_undo:
         s.undo()
     assert s.classes == [] and s.can_redo and not s.can_undo
-    assert {"classes", "history", "stale", "modified"} <= set(events)
+    assert {Topic.CLASSES, Topic.HISTORY, Topic.STALE, Topic.MODIFIED} <= set(events)
 
 
 def test_examples_files_folders_move_remove_and_delete_class(tmp_path):
@@ -84,7 +85,7 @@ def test_examples_files_folders_move_remove_and_delete_class(tmp_path):
     (tmp_path / "ex" / "notes.txt").write_text("x")
     s = Session()
     changed = []
-    s.subscribe(lambda ev, info: changed.append(info["paths"]) if ev == "examples" else None)
+    s.subscribe(lambda ev: changed.append(list(ev.paths)) if ev.topic is Topic.EXAMPLES else None)
     red, blue = s.add_class("red"), s.add_class("blue")
     assert s.add_examples(red.id, [tmp_path / "ex", c]) == [str(a), str(b), str(c)]
     assert changed[-1] == [str(a), str(b), str(c)]
@@ -146,7 +147,7 @@ def test_features_streamed_after_fit_are_predicted_at_once(folder):
     s.rescore(feature_model())
     assert s.prediction(paths[5]).source == "pending"
     seen = []
-    s.subscribe(lambda ev, info: seen.append(info.get("paths")) if ev == "predictions" else None)
+    s.subscribe(lambda ev: seen.append(ev.paths) if ev.topic is Topic.PREDICTIONS else None)
     s.add_features(paths[3:8], feats[3:8])
     assert seen and set(seen[-1]) == set(paths[3:8])
     assert [s.prediction(p).class_id for p in paths[3:8]] == [ids[t] for t in truth[3:8]]
@@ -297,15 +298,15 @@ def test_a_failing_listener_does_not_break_edits_or_undo(caplog):
     s = Session()
     got = []
 
-    def bad(ev, info):
+    def bad(ev):
         raise RuntimeError("view bug")
     s.subscribe(bad)
-    unsubscribe = s.subscribe(lambda ev, info: got.append(ev))
+    unsubscribe = s.subscribe(lambda ev: got.append(ev.topic))
     c = s.add_class("a")
     s.rename_class(c.id, "b")
     s.undo()
     assert s.class_by_id(c.id).name == "a" and s.can_redo
-    assert "view bug" in caplog.text and "classes" in got
+    assert "view bug" in caplog.text and Topic.CLASSES in got
     unsubscribe()
     n = len(got)
     s.redo()
