@@ -72,10 +72,10 @@ def run(args: argparse.Namespace) -> int:
 
     from ..core.checkpoints import CheckpointError, load_checkpoint
     from ..core.defaults import default_model_path
-    from ..core.embedding import Cancelled, Embedder
+    from ..core.embedding import Embedder
+    from ..core.errors import Cancelled, ScoringError
     from ..core.export import write_csv
     from ..core.scan import scan
-    from ..core.scoring import ScoringError
     from ..core.session import Session
 
     model_path = Path(args.model) if args.model else default_model_path()

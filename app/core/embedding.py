@@ -32,6 +32,7 @@ import torch
 
 from .cache import EmbeddingCache, FileKey
 from .images import ImageError, load_for_model
+from .errors import Cancelled
 from .model import FewShotModel, backbone_id
 
 log = logging.getLogger(__name__)
@@ -75,10 +76,6 @@ def choose_device(preference: str = "auto") -> torch.device:
             return torch.device("mps")
         return torch.device("cpu")
     return torch.device(preference)
-
-
-class Cancelled(Exception):
-    pass
 
 
 def default_workers(device: torch.device) -> int:

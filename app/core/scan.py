@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
 from .images import IMAGE_EXTENSIONS
+from .errors import Cancelled
 
 
 @dataclass(frozen=True, order=True)
@@ -32,10 +33,6 @@ class ScanResult:
     records: list[ImageRecord]
     problems: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     cancelled: bool = False
-
-
-class ScanCancelled(Exception):
-    pass
 
 
 def _path_key(r: ImageRecord) -> str:
@@ -110,10 +107,10 @@ def scan(folder: str | os.PathLike[str], cancel: threading.Event | None = None,
 
 def scan_folder(folder: str | os.PathLike[str], cancel: threading.Event | None = None,
                 progress: Callable[[int], None] | None = None) -> list[ImageRecord]:
-    """The sorted image records under ``folder``; raises ``ScanCancelled`` when cancelled."""
+    """The sorted image records under ``folder``; raises ``Cancelled`` when cancelled."""
     result = scan(folder, cancel, progress)
     if result.cancelled:
-        raise ScanCancelled()
+        raise Cancelled()
     return result.records
 
 

@@ -69,8 +69,8 @@ from .history import History
 from .records import (PALETTE, UNKNOWN, ClassInfo, Example, Prediction, ResultRow,
                       norm_path as _norm, valid_colour as _valid_colour)
 from .scan import ImageRecord
-from .scoring import (FeatureTable, ScoreJob, ScoreOutcome, ScoringCancelled, ScoringError,
-                      predict)
+from .errors import Cancelled, ScoringError
+from .jobs import FeatureTable, ScoreJob, ScoreOutcome
 
 
 class Session(SessionEdits):
@@ -266,6 +266,8 @@ class Session(SessionEdits):
         """Predict images ``self.images[positions]`` from feature ``rows`` with the current fit."""
         if self._adapted is None or len(positions) == 0:
             return
+        from .scoring import predict  # a fit exists, so torch is loaded already
+
         try:
             labels, conf = predict(self._adapted, self.features.matrix(), rows=rows)
         except RuntimeError:  # features of another model (shape mismatch): wait for a rescore
@@ -343,5 +345,5 @@ class Session(SessionEdits):
 
 __all__ = ["Session", "SessionEvent", "Topic", "ClassInfo", "Example", "Prediction", "ResultRow",
            "ScoreJob", "Listener",
-           "ScoreOutcome", "ScoringError", "ScoringCancelled", "UNKNOWN", "PALETTE",
+           "ScoreOutcome", "ScoringError", "Cancelled", "UNKNOWN", "PALETTE",
            "_valid_colour"]

@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, QTimer, Signal
 
 from .workers import Job, JobContext, JobRunner
 
-if TYPE_CHECKING:  # the core imports torch: only inside jobs and after start()
+if TYPE_CHECKING:
     from app.core.session import Session
 
 log = logging.getLogger(__name__)
@@ -42,34 +42,16 @@ def describe(card: dict, path: str) -> str:
     return str(name)
 
 
-# Everything the GUI thread imports lazily later is imported here, in the loading job, while
-# the GUI thread imports nothing: no two threads import at once (imports run PySide's
-# import hook), and the first folder/export/project action does not wait on an import.
-PRELOAD = ("app.core.session", "app.core.scan", "app.core.project", "app.core.export",
-           "app.core.scoring", "app.core.images", "app.core.onnx_backend", "onnxruntime")
-
-
-def preload_core() -> None:
-    import importlib
-
-    for name in PRELOAD:
-        try:
-            importlib.import_module(name)
-        except ImportError:  # optional (ONNX Runtime); the core falls back by itself
-            log.info("optional module %s is not available", name)
-    from PIL import Image
-
-    Image.init()  # all Pillow format plugins, before the decode threads open files at once
-
-
 def load_model(path: str | None, device_pref: str, batch_size: int,
                cache_path: str | None) -> LoadedModel:
     """Worker-thread function: import the core, load the checkpoint, open the cache and
     build the inference backend (ONNX export on first use), so the GUI thread never waits."""
     import torch
+    from PIL import Image
 
-    preload_core()
+    Image.init()  # all Pillow format plugins, before the decode threads open files at once
 
+    from app.core import scoring  # noqa: F401 - the score jobs' code: imported here, with torch
     from app.core.cache import EmbeddingCache
     from app.core.checkpoints import load_checkpoint
     from app.core.embedding import Embedder, choose_device
@@ -114,7 +96,6 @@ def available_devices() -> dict[str, bool]:
 
 
 class Engine(QObject):
-    coreReady = Signal()                  # core modules imported; a Session can be made
     modelLoaded = Signal(object)          # LoadedModel
     modelFailed = Signal(str)
     busy = Signal(str, int, bool)         # task text, total (0 = unknown), cancellable
@@ -157,7 +138,6 @@ class Engine(QObject):
     def _model_ready(self, lm: LoadedModel) -> None:
         old = self.loaded
         self.loaded = lm
-        self.coreReady.emit()
         if self.session is not None and old is not None and old.embedder.model_key != lm.embedder.model_key:
             self.session.clear_features()
         self.modelLoaded.emit(lm)
@@ -167,7 +147,6 @@ class Engine(QObject):
         self.schedule_rescore()
 
     def _model_failed(self, msg: str) -> None:
-        self.coreReady.emit()  # the core imported (or failed the same way); session still works
         self.idle.emit("")
         self.modelFailed.emit(msg)
 
@@ -205,14 +184,13 @@ class Engine(QObject):
         if not todo:
             return False
         embedder = lm.embedder
-        from app.core.embedding import Cancelled
 
         def run(ctx: JobContext) -> int:
             for batch in embedder.iter_embed(todo, cancel=ctx.cancel_event, progress=ctx.progress):
                 ctx.emit(batch)
             return len(todo)
 
-        job = Job(run, name="Classifying", cancel_types=(Cancelled,))
+        job = Job(run, name="Classifying")
         job.model = lm  # type: ignore[attr-defined]
         self.embed_job = job
         job.signals.partial.connect(lambda b, j=job: self._batch(j, b))
@@ -310,11 +288,9 @@ class Engine(QObject):
             return
         if lm is None:
             return
-        from app.core.scoring import ScoringCancelled
 
         model = lm.model
-        job = Job(lambda ctx: sj.run(model, ctx.cancel_event, partial=ctx.emit), name="Scoring",
-                  cancel_types=(ScoringCancelled,))
+        job = Job(lambda ctx: sj.run(model, ctx.cancel_event, partial=ctx.emit), name="Scoring")
         self.score_job = job
         self._rescore_due = False
         job.signals.partial.connect(lambda o: self.session.apply_scores(o) if self.session else None)

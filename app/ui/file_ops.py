@@ -8,17 +8,18 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
+from ..core.export import apply_plan, plan_files, write_csv
+from ..core.project import ProjectError, apply_project, load_project, save_project
+from ..core.scan import scan
+from ..core.session import Session
 from .engine import Engine
 from .settings import AppSettings
 from .workers import Job, JobContext
-
-if TYPE_CHECKING:
-    from app.core.session import Session
 
 log = logging.getLogger(__name__)
 PROJECT_FILTER = "Labeling projects (*.fsproj.json *.json)"
@@ -66,8 +67,6 @@ class FileOps(QObject):
         folder = os.path.abspath(folder)
         if self.scan_job is not None and not self.scan_job.done:
             self.scan_job.cancel()
-        from app.core.scan import scan
-
         def run(ctx: JobContext):  # noqa: ANN202
             return scan(folder, ctx.cancel_event, lambda n: ctx.progress(n, 0))
 
@@ -116,8 +115,6 @@ class FileOps(QObject):
             path, _ = QFileDialog.getSaveFileName(self.window, "Save project", start, PROJECT_FILTER)
             if not path:
                 return False
-        from app.core.project import save_project
-
         try:
             saved = save_project(s, path)
         except OSError as e:
@@ -138,8 +135,6 @@ class FileOps(QObject):
                                                   self.settings.last_folder or "", PROJECT_FILTER)
             if not path:
                 return False
-        from app.core.project import ProjectError, apply_project, load_project
-
         try:
             data = load_project(path)
         except ProjectError as e:
@@ -174,8 +169,6 @@ class FileOps(QObject):
         s = self._session()
         if s is None or not s.modified:
             return None
-        from app.core.project import save_project
-
         try:
             if self.project_path:
                 save_project(s, self.project_path)
@@ -199,8 +192,6 @@ class FileOps(QObject):
             path, _ = QFileDialog.getSaveFileName(self.window, "Export CSV", start, "CSV (*.csv)")
             if not path:
                 return None
-        from app.core.export import write_csv
-
         rows = s.result_rows()
         try:
             n = write_csv(path, rows)
@@ -223,8 +214,6 @@ class FileOps(QObject):
                                                     s.folder or "")
             if not dest:
                 return None
-        from app.core.export import apply_plan, plan_files
-
         plan = plan_files(s.result_rows(), dest)
         if not plan.ops:
             self.failed.emit("Nothing to do", "No labelled images to copy or move yet.")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtCore import QUrl
@@ -16,6 +15,8 @@ from PySide6.QtWidgets import (QInputDialog, QLabel, QMainWindow, QMessageBox,
                                QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
 
 from ..core.events import SessionEvent, Topic
+from ..core.scan import expand_paths
+from ..core.session import Session
 from .actions import build_actions
 from .class_panel import ClassPanel
 from .engine import Engine, LoadedModel, available_devices
@@ -30,9 +31,6 @@ from .settings import AppSettings
 from .settings_dialog import SettingsDialog
 from .status_bar import ProgressStatusBar
 from .thumbnails import ThumbnailCache
-
-if TYPE_CHECKING:
-    from app.core.session import Session
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +109,6 @@ class MainWindow(QMainWindow):
 
     def _connect(self) -> None:
         e, cp, g = self.engine, self.class_panel, self.grid
-        e.coreReady.connect(self._core_ready)
         e.modelLoaded.connect(self._model_loaded)
         e.modelFailed.connect(lambda m: self.warn("The model could not be loaded", m))
         e.busy.connect(self.status.begin)
@@ -144,14 +141,16 @@ class MainWindow(QMainWindow):
 
     # startup --------------------------------------------------------------------------------------
     def start(self) -> None:
+        """After the window shows: the model loads in a worker; the session comes at once, so
+        a folder opens and scans meanwhile (a project naming another model loads that one
+        instead)."""
         self.engine.load(self._model_path or self.settings.model_path or None,
                          self.settings.device, self.settings.batch_size)
+        self._make_session()
 
-    def _core_ready(self) -> None:
+    def _make_session(self) -> None:
         if self.session is not None:
             return
-        from app.core.session import Session
-
         s = Session(threshold=self.settings.threshold)
         self.session = s
         self.engine.session = s
@@ -263,7 +262,6 @@ class MainWindow(QMainWindow):
             if added == [] and paths:
                 self.status.showMessage("No new image files among what was dropped", 6000)
             return
-        from app.core.scan import expand_paths
         from .workers import Job
 
         job = Job(lambda ctx: expand_paths(paths, ctx.cancel_event), name="Reading the dropped folders")

@@ -20,6 +20,8 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from ..core.errors import Cancelled
+
 log = logging.getLogger(__name__)
 
 
@@ -49,20 +51,14 @@ class JobContext:
         return self.cancel_event.is_set()
 
 
-class CancelledJob(Exception):
-    """Raise from a job function to end it quietly as cancelled."""
-
-
 class Job(QRunnable):
-    def __init__(self, fn: Callable[[JobContext], Any], name: str = "",
-                 cancel_types: tuple[type[BaseException], ...] = ()) -> None:
+    def __init__(self, fn: Callable[[JobContext], Any], name: str = "") -> None:
         super().__init__()
         self.setAutoDelete(False)  # the Python object owns the lifetime
         self.fn = fn
         self.name = name
         self.signals = JobSignals()
         self.cancel_event = threading.Event()
-        self.cancel_types = (CancelledJob,) + tuple(cancel_types)
         self.done = False
 
     def cancel(self) -> None:
@@ -76,7 +72,7 @@ class Job(QRunnable):
         ctx = JobContext(self.signals, self.cancel_event)
         try:
             out = self.fn(ctx)
-        except self.cancel_types:
+        except Cancelled:  # the core's one cancellation (scan, embedding, scoring)
             self.signals.cancelled.emit()
         except Exception as e:  # reported, never raised into Qt
             log.error("%s failed:\n%s", self.name or "job", traceback.format_exc())

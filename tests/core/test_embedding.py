@@ -9,7 +9,8 @@ from PIL import Image
 
 from app.core.backbones import Conv4, Identity
 from app.core.cache import EmbeddingCache
-from app.core.embedding import Cancelled, Embedder
+from app.core.embedding import Embedder
+from app.core.errors import Cancelled
 from app.core.images import load_for_model
 from app.core.learners import ProtoNet
 from app.core.model import OMNIGLOT_INPUT, FewShotModel, InputSpec

@@ -9,7 +9,7 @@ import torch
 
 from app.core.backbones import Identity
 from app.core.learners import LEARNERS, FolderPool, FolderProtoNet, ProtoNet, build_learner
-from app.core.learners.base import Cancelled
+from app.core.errors import Cancelled
 from app.core.model import FewShotModel, InputSpec
 from app.core.session import Session
 

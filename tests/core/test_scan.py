@@ -4,7 +4,8 @@ import threading
 
 import pytest
 
-from app.core.scan import ScanCancelled, expand_paths, scan, scan_folder
+from app.core.errors import Cancelled
+from app.core.scan import expand_paths, scan, scan_folder
 
 
 def _touch(p, data=b"x"):
@@ -61,7 +62,7 @@ def test_cancel_and_progress(tmp_path):
     assert len(res.records) == 50 and seen[-1] == 50 and seen[0] == 10
     ev = threading.Event()
     ev.set()
-    with pytest.raises(ScanCancelled):
+    with pytest.raises(Cancelled):
         scan_folder(tmp_path, cancel=ev)
 
 

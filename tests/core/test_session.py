@@ -11,7 +11,7 @@ from app.core.learners import MAML, ProtoNet
 from app.core.model import FewShotModel, InputSpec
 from app.core.events import Topic
 from app.core.scan import scan_folder
-from app.core.scoring import ScoringError
+from app.core.errors import ScoringError
 from app.core.session import Session
 from tests.imaging_helpers import bad_files, solid, tiny_model
 

@@ -44,9 +44,6 @@ class Adapted(ABC):
                           for i in range(0, query.shape[0], batch_size)])
 
 
-class Cancelled(Exception):
-    """A learner stopped because its caller asked it to (a ``cancel`` event was set)."""
-
 
 @dataclass(frozen=True)
 class Capabilities:

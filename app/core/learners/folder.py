@@ -34,7 +34,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .base import Adapted, Cancelled, Capabilities, MetaLearner, class_means, infer_num_classes
+from ..errors import Cancelled
+from .base import Adapted, Capabilities, MetaLearner, class_means, infer_num_classes
 
 
 def _score(z: torch.Tensor, p: torch.Tensor, perp: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,123 @@
+"""The session's ``FeatureTable`` and the data of a scoring run (``ScoreJob``,
+``ScoreOutcome``), without torch. Running a ``ScoreJob`` imports the
+torch side (``app.core.scoring``) only then, so the session and everything that opens
+folders, projects and exports import no torch.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+
+
+class FeatureTable:
+    """Append-only map path -> float32 vector, kept in one growable matrix (capacity
+    doubles), so streaming 100k rows in small batches costs O(n) and ``locate`` + fancy
+    indexing builds query matrices in milliseconds. Rows are never overwritten (a path
+    added again gets a new row), so a worker may read rows it was handed while the GUI
+    thread appends more."""
+
+    def __init__(self) -> None:
+        self._index: dict[str, int] = {}
+        self._buf = np.zeros((0, 0), np.float32)
+        self._rows = 0
+        self.dim: int | None = None
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._index
+
+    def clear(self) -> None:
+        self.__init__()  # type: ignore[misc]
+
+    def add(self, paths: Sequence[str], features: np.ndarray) -> None:
+        if len(paths) == 0:
+            return
+        feats = np.asarray(features, dtype=np.float32)
+        if feats.ndim != 2 or feats.shape[0] != len(paths):
+            raise ValueError(f"features must be (len(paths), D), got {feats.shape}")
+        if self.dim is not None and feats.shape[1] != self.dim:
+            self.clear()  # a different model: the old vectors are useless now
+        if self.dim is None:
+            self.dim = int(feats.shape[1])
+        need = self._rows + feats.shape[0]
+        if need > self._buf.shape[0]:
+            cap = max(need, 2 * self._buf.shape[0], 1024)
+            buf = np.empty((cap, self.dim), np.float32)
+            if self._rows:
+                buf[:self._rows] = self._buf[:self._rows]
+            self._buf = buf  # old buffer stays valid for whoever still holds it
+        self._buf[self._rows:need] = feats
+        for i, p in enumerate(paths):
+            self._index[p] = self._rows + i
+        self._rows = need
+
+    def matrix(self) -> np.ndarray:
+        """All rows so far (a view; rows may include superseded vectors)."""
+        return self._buf[:self._rows] if self.dim is not None else np.zeros((0, 0), np.float32)
+
+    def get(self, path: str) -> np.ndarray | None:
+        i = self._index.get(path)
+        return None if i is None else self._buf[i]
+
+    def rename(self, old: str, new: str) -> None:
+        """The file moved: its vector now answers to ``new``."""
+        i = self._index.pop(old, None)
+        if i is not None:
+            self._index[new] = i
+
+    def locate(self, paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(positions in ``paths`` that have features, their row numbers in ``matrix()``)."""
+        get = self._index.get
+        rows = np.fromiter((get(p, -1) for p in paths), dtype=np.int64, count=len(paths))
+        pos = np.flatnonzero(rows >= 0)
+        return pos, rows[pos]
+
+    def gather(self, paths: Sequence[str]) -> tuple[list[str], np.ndarray]:
+        """(the paths that have features, their (n, D) matrix), in the given order."""
+        paths = list(paths)
+        pos, rows = self.locate(paths)
+        return [paths[i] for i in pos], self.matrix()[rows]
+
+
+@dataclass
+class ScoreOutcome:
+    job: "ScoreJob"
+    adapted: object
+    labels: np.ndarray        # index into job.class_ids, per job.query_paths
+    confidences: np.ndarray
+    final: bool = True        # False: the quick inductive result of a folder-aware job
+
+
+@dataclass
+class ScoreJob:
+    """Everything one scoring run needs, taken from the session (thread-safe to run: it
+    only reads rows the session never overwrites)."""
+    generation: int
+    method: str
+    class_ids: list[int]
+    example_feats: np.ndarray
+    example_labels: np.ndarray
+    query_paths: list[str]
+    query_feats: np.ndarray                   # the queries, or a matrix holding them at query_rows
+    query_rows: np.ndarray | None = None      # rows of query_feats, in query_paths order
+    image_positions: np.ndarray | None = None  # positions of query_paths in the session's images
+    folder_epoch: int = -1
+    refine: bool = True       # let a folder-aware learner read the folder (after the quick pass)
+    pool_key: tuple = ()      # what the folder's features are; same key, same pool
+    pool_cache: dict | None = None  # the session's {pool_key: FolderPool}, reused across jobs
+
+    def run(self, model, cancel: threading.Event | None = None,
+            partial=None) -> ScoreOutcome:  # noqa: ANN001
+        """Fit and predict (``app.core.scoring.run_job``): a folder-aware learner
+        (``reads_pool``) reads the folder; the first time on a folder (its graph to build)
+        it first gives the quick inductive result (to ``partial``, when given); on a folder
+        it has read, the folder-aware pass is itself the quick one."""
+        from .scoring import run_job
+
+        return run_job(self, model, cancel, partial)
