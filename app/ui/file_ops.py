@@ -38,6 +38,8 @@ class FileOps(QObject):
     projectChanged = Signal(str)   # project file path ("" for none)
     message = Signal(str)
     failed = Signal(str, str)      # title, message
+    busy = Signal(str, int, bool)  # like Engine.busy: task text, total (0 = unknown), cancellable
+    idle = Signal(str)             # like Engine.idle: message for the status bar
 
     def __init__(self, window: QWidget, engine: Engine, settings: AppSettings,
                  session_getter: Callable[[], "Session | None"]) -> None:
@@ -72,11 +74,11 @@ class FileOps(QObject):
 
         job = Job(run, name="Scanning")
         self.scan_job = job
-        job.signals.progress.connect(lambda n, _t: self.engine.busy.emit(f"Scanning: {n:,} images found", 0, True))
+        job.signals.progress.connect(lambda n, _t: self.busy.emit(f"Scanning: {n:,} images found", 0, True))
         job.signals.result.connect(lambda r, f=folder: self._scanned(f, r))
         job.signals.error.connect(lambda m: self.failed.emit("Cannot open the folder", m))
-        job.signals.cancelled.connect(lambda: self.engine.idle.emit("Scan cancelled"))
-        self.engine.busy.emit(f"Scanning {folder}...", 0, True)
+        job.signals.cancelled.connect(lambda: self.idle.emit("Scan cancelled"))
+        self.busy.emit(f"Scanning {folder}...", 0, True)
         self.engine.runner.start(job)
 
     def _scanned(self, folder: str, result) -> None:  # noqa: ANN001
@@ -84,10 +86,10 @@ class FileOps(QObject):
         if s is None:
             return
         if result.cancelled:
-            self.engine.idle.emit("Scan cancelled")
+            self.idle.emit("Scan cancelled")
             return
         if not result.records and result.problems and result.problems[0][0] == folder:
-            self.engine.idle.emit("")
+            self.idle.emit("")
             self.failed.emit("Cannot open the folder", f"{folder}: {result.problems[0][1]}")
             return
         s.set_folder(folder, result.records)
@@ -95,7 +97,7 @@ class FileOps(QObject):
             s.add_features([], [], result.problems)
         self.settings.last_folder = folder
         n = len(result.records)
-        self.engine.idle.emit(f"{n:,} image{'s' * (n != 1)} in {folder}")
+        self.idle.emit(f"{n:,} image{'s' * (n != 1)} in {folder}")
         self.folderOpened.emit(folder)
         self.engine.restart()
 
@@ -227,12 +229,12 @@ class FileOps(QObject):
         self.file_job = job
         job.signals.result.connect(lambda rep: self._files_done(rep, mode))
         job.signals.error.connect(lambda m: self.failed.emit(f"{mode.title()} failed", m))
-        self.engine.busy.emit(f"{mode.title()}ing {len(plan.ops):,} files...", 0, True)
+        self.busy.emit(f"{mode.title()}ing {len(plan.ops):,} files...", 0, True)
         self.engine.runner.start(job)
         return job
 
     def _files_done(self, report, mode: str) -> None:  # noqa: ANN001
-        self.engine.idle.emit(report.summary(mode))
+        self.idle.emit(report.summary(mode))
         if report.failed:
             lines = "\n".join(f"{p}: {r}" for p, r in report.failed[:20])
             self.failed.emit(f"Some files could not be {mode}d", lines)

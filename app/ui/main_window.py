@@ -118,6 +118,8 @@ class MainWindow(QMainWindow):
         e.error.connect(lambda m: self.warn("Classification failed", m))
         self.status.cancelRequested.connect(self.cancel_work)
         self.files.failed.connect(self.warn)
+        self.files.busy.connect(self.status.begin)
+        self.files.idle.connect(lambda msg: self.status.finish(msg, 0 if msg else 5000))
         self.files.message.connect(lambda m: self.status.showMessage(m, 8000))
         self.files.projectChanged.connect(lambda _: self._update_title())
         self.files.folderOpened.connect(lambda _: self.stack.setCurrentWidget(self.grid))
