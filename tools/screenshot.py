@@ -1,6 +1,6 @@
 """Make the README screenshot: the real window classifying a folder of clothing photos.
 
-    QT_QPA_PLATFORM=offscreen python -m app.ui.screenshot [--model PATH] [--out resources/screenshot.png]
+    QT_QPA_PLATFORM=offscreen python tools/screenshot.py [--model PATH] [--out resources/screenshot.png]
 
 It builds a throw-away folder of links to ``clothing-small/test`` images (neutral file
 names), adds a few ``train`` images per class as examples through the same calls the drop
@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "clothing-small"
 MAX_BYTES = 500_000
 
