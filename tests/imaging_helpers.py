@@ -25,7 +25,7 @@ def tiny_model(seed: int = 0) -> FewShotModel:
                          "maml": MAML(neck={"name": "feature", "in_dim": 8}, adapt="head",
                                       head_init="proto", inner_steps=2, inner_lr=0.1),
                          "centroid": ProtoNet(label="Centroid"),
-                         "folder": FolderProtoNet(knn=2)},
+                         "folder": FolderProtoNet(knn=2, head_steps=10)},
                         TINY_INPUT, default_method="protonet").eval()
 
 

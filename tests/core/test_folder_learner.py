@@ -140,3 +140,48 @@ def test_session_gives_the_quick_result_first_then_the_folder_aware_one():
     # the synchronous path used by `classify` reads the folder too: same labels as the app
     assert session.rescore(model)
     assert np.array_equal(session.prediction_arrays()[0], cls)
+
+
+def _support_loss(learner, adapted, support, ys):
+    import torch.nn.functional as F
+
+    from app.core.learners.folder import _score
+
+    z = learner.project(support, adapted.mean, adapted.basis)
+    return F.cross_entropy(learner.tau * _score(z, adapted.prototypes, adapted.perp), ys).item()
+
+
+def _three_shot(seed=0):
+    """Three examples a class from overlapping clusters, and a pool."""
+    s1, y1, pool, labels = clusters((60, 60, 60), seed=seed, spread=1.2)
+    s2, _, _, _ = clusters((60, 60, 60), seed=seed + 1, spread=1.2)
+    s3, _, _, _ = clusters((60, 60, 60), seed=seed + 2, spread=1.2)
+    return torch.cat([s1, s2, s3]), torch.cat([y1, y1, y1]), pool
+
+
+def test_gradient_steps_fit_the_examples_better_than_the_anchored_prototypes():
+    support, ys, pool = _three_shot()
+    plain, head = FolderProtoNet(knn=3), FolderProtoNet(knn=3, head_steps=50)
+    a0, a1 = plain.fit(support, ys, 3, pool=pool), head.fit(support, ys, 3, pool=pool)
+    assert _support_loss(head, a1, support, ys) < _support_loss(plain, a0, support, ys) - 1e-3
+    again = FolderProtoNet(knn=3, head_steps=50).fit(support, ys, 3, pool=pool)
+    assert torch.equal(again.prototypes, a1.prototypes)  # deterministic
+    assert torch.allclose(a1.pool_proba.sum(1), torch.ones(len(pool)), atol=1e-5)
+
+
+def test_no_gradient_steps_with_one_example_a_class():
+    support, ys, pool, _ = clusters((40, 30, 20))
+    a0 = FolderProtoNet(knn=3).fit(support, ys, 3, pool=pool)
+    a1 = FolderProtoNet(knn=3, head_steps=50).fit(support, ys, 3, pool=pool)
+    assert torch.equal(a0.prototypes, a1.prototypes)
+
+
+def test_a_step_size_far_too_large_is_halved_and_never_raises_the_loss():
+    support, ys, pool = _three_shot(seed=3)
+    plain = FolderProtoNet(knn=3)
+    wild = FolderProtoNet(knn=3, head_steps=20, head_lr=1e4)
+    before = _support_loss(plain, plain.fit(support, ys, 3, pool=pool), support, ys)
+    adapted = wild.fit(support, ys, 3, pool=pool)
+    after = _support_loss(wild, adapted, support, ys)
+    assert np.isfinite(after) and after <= before + 1e-6
+    assert torch.isfinite(adapted.prototypes).all()
