@@ -196,6 +196,10 @@ class Embedder:
                 self._cache_warned = True
 
     # -- public --------------------------------------------------------------------------
+    def embed_arrays(self, arrays: Sequence[np.ndarray]) -> np.ndarray:
+        """Features (n, D) of images already decoded with ``load_for_model`` (no cache)."""
+        return self._infer(list(arrays))
+
     def iter_embed(self, paths: Sequence[str | os.PathLike[str]],
                    cancel: threading.Event | None = None,
                    progress: Callable[[int, int], None] | None = None) -> Iterator[EmbedBatch]:

@@ -1,6 +1,7 @@
 """Output: a CSV of labels, or the files copied/moved into one sub-folder per class.
 
     write_csv(path, session.result_rows())            # atomic; columns path,label,confidence,source
+    write_parquet(path, rows, embeddings)              # the same columns (+ embedding), pyarrow
     plan = plan_files(rows, dest, include_unknown=True)  # what would happen (for a dialog)
     report = apply_plan(plan, mode="copy" | "move")    # never overwrites: "x (2).jpg"
 
@@ -16,9 +17,9 @@ import shutil
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Protocol, Sequence
+from typing import Callable, Iterable, Protocol, Sequence
 
-from .atomic import atomic_write_text
+from .atomic import atomic_write_bytes, atomic_write_text
 
 CSV_COLUMNS = ("path", "label", "confidence", "source")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -51,6 +52,39 @@ def write_csv(path: str | os.PathLike[str], rows: Iterable[Row]) -> int:
     """Write the CSV atomically (a kill mid-write leaves the old file); returns the row count."""
     rows = list(rows)
     atomic_write_text(path, csv_text(rows))
+    return len(rows)
+
+
+def write_parquet(path: str | os.PathLike[str], rows: Iterable[Row],
+                  embeddings: Callable[[str], Sequence[float] | None] | None = None) -> int:
+    """The CSV's columns as a Parquet file (atomic), for large runs; with ``embeddings``
+    (path -> vector or None) also an ``embedding`` list<float32> column. Needs pyarrow
+    (the ``cluster`` extra brings it)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise OSError("writing Parquet needs pyarrow (pip install pyarrow, or the "
+                      "'cluster' extra)") from None
+    rows = list(rows)
+    cols = {"path": [str(r.path) for r in rows], "label": [str(r.label) for r in rows],
+            "confidence": pa.array([float(r.confidence) for r in rows], pa.float32()),
+            "source": [r.source for r in rows]}
+    if embeddings is not None:
+        import numpy as np
+
+        vecs = [embeddings(str(r.path)) for r in rows]
+        dim = next((len(v) for v in vecs if v is not None), 0)
+        flat = np.zeros((len(rows), dim), np.float32)
+        for i, v in enumerate(vecs):
+            if v is not None:
+                flat[i] = v
+        missing = pa.array([v is None for v in vecs])
+        cols["embedding"] = pa.FixedSizeListArray.from_arrays(pa.array(flat.ravel()), dim,
+                                                               mask=missing)
+    buf = pa.BufferOutputStream()
+    pq.write_table(pa.table(cols), buf)
+    atomic_write_bytes(path, buf.getvalue().to_pybytes())
     return len(rows)
 
 

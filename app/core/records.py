@@ -41,7 +41,9 @@ class ResultRow:
 
 
 def norm_path(path: str | os.PathLike[str]) -> str:
-    return os.path.abspath(os.fspath(path))
+    """Absolute local path; a URI (``s3://...``, ``gs://...``) stays as it is."""
+    path = os.fspath(path)
+    return path if "://" in path else os.path.abspath(path)
 
 
 def valid_colour(c: str) -> str:

@@ -1,0 +1,155 @@
+"""``classify --engine ray``: embed a folder of millions of images on a Ray cluster.
+
+The job is the one-machine ``classify``, with one step moved: the images are decoded and
+embedded by a pool of Ray Data actors (``map_batches`` over a callable class), each holding
+one ONNX Runtime session of the model's backbone, built by the project's own ``Embedder``
+and decoded by the project's own ``load_for_model``. Everything else stays on the driver, in
+the same code as one machine: the examples' learner is fitted once, the embeddings are
+gathered (``N x D`` float32: 5 GB per million images at 1,280-d), scored by the same
+``Session`` (a folder-aware learner reads them all) and written by the same writers. So
+the labels are the one-machine labels.
+
+Images come from a local or shared folder (scanned here, as one machine does), a list file
+(one path or URI a line) or any URI Ray Data's file systems read (``s3://``, ``gs://``,
+...): then Ray lists and reads the files, no storage code of ours. A file that cannot be
+read or decoded comes back as a problem row (path and reason); it never stops the run.
+
+Ray is an optional extra (``pip install -e '.[cluster]'``); nothing else imports this
+module, and it imports ray only when called.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from .core.images import IMAGE_EXTENSIONS
+
+
+@dataclass
+class RayOptions:
+    address: str | None = None     # None: start a local Ray instance on this machine
+    num_workers: int = 2           # actors, one ONNX Runtime session each
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0   # > 0: GPU actors (the backbone runs with PyTorch on CUDA)
+    batch_size: int = 64
+
+
+def is_uri(source: str) -> bool:
+    return "://" in source
+
+
+def ray_available() -> str | None:
+    """None when ``ray[data]`` imports, else a one-line reason."""
+    try:
+        import ray  # noqa: F401
+        import ray.data  # noqa: F401
+    except Exception as e:  # ImportError, or a broken install
+        return (f"Ray is not installed ({type(e).__name__}: {e}); install the extra: "
+                "pip install -e '.[cluster]'")
+    return None
+
+
+class EmbedActor:
+    """One actor of the pool: the model's backbone in one ONNX Runtime session (or PyTorch on
+    its GPU), fed rows ``{"path"}`` (read here) or ``{"path", "bytes"}`` (read by Ray)."""
+
+    def __init__(self, model_path: str, onnx_dir: str | None, threads: int, device: str) -> None:
+        from .core.checkpoints import load_checkpoint
+        from .core.embedding import Embedder
+        from .core.model import feature_dim
+
+        model, _ = load_checkpoint(model_path)
+        self.spec = model.input_spec
+        self.dim = feature_dim(model)
+        self.embedder = Embedder(model, device=device, cache=None, onnx_dir=onnx_dir,
+                                 threads=threads, workers=1)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from .core.images import ImageError, load_for_model
+
+        paths = [str(p) for p in batch["path"]]
+        blobs = batch.get("bytes")
+        arrays, good, problems = [], [], [""] * len(paths)
+        for i, path in enumerate(paths):
+            try:
+                data = bytes(blobs[i]) if blobs is not None else None
+                arrays.append(load_for_model(path, self.spec, data))
+                good.append(i)
+            except ImageError as e:
+                problems[i] = e.reason
+            except Exception as e:  # one odd file never stops the run
+                problems[i] = f"cannot decode image ({type(e).__name__}: {e})"
+        out = np.zeros((len(paths), self.dim), np.float32)
+        if arrays:
+            out[good] = self.embedder.embed_arrays(arrays)
+        return {"path": np.asarray(paths, dtype=object), "feature": out,
+                "problem": np.asarray(problems, dtype=object)}
+
+
+def list_uri(uri: str) -> list[str]:
+    """The image files under ``uri``, listed by Ray Data's file systems (sorted)."""
+    import ray.data
+
+    ds = ray.data.read_binary_files(uri, file_extensions=sorted(e[1:] for e in IMAGE_EXTENSIONS))
+    return sorted(ds.input_files())
+
+
+def embed(paths: Sequence[str], model_path: str, options: RayOptions,
+          onnx_dir: str | None = None) -> Iterator[tuple[list[str], np.ndarray, list[tuple[str, str]]]]:
+    """Embed ``paths`` (local/shared paths and URIs may mix) in a Ray actor pool; yields
+    ``(paths, features, problems)`` batches as they finish, in no particular order."""
+    import ray
+    import ray.data
+
+    local = [p for p in paths if not is_uri(p)]
+    remote = [p for p in paths if is_uri(p)]
+    parts = []
+    if local:
+        parts.append(ray.data.from_items([{"path": p} for p in local]))
+    if remote:  # read by Ray Data's file systems; a quarter CPU per read task, so actors
+        # holding a whole CPU each never starve the reads on a small machine
+        parts.append(ray.data.read_binary_files(remote, include_paths=True, num_cpus=0.25))
+    if not parts:
+        return
+    ds = parts[0] if len(parts) == 1 else parts[0].union(*parts[1:])
+    device = "cuda" if options.gpus_per_worker > 0 else "cpu"
+    threads = max(1, int(options.cpus_per_worker))
+    ds = ds.map_batches(EmbedActor, batch_size=options.batch_size, batch_format="numpy",
+                        compute=ray.data.ActorPoolStrategy(size=max(1, options.num_workers)),
+                        num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker or None,
+                        fn_constructor_kwargs={"model_path": os.fspath(model_path),
+                                               "onnx_dir": onnx_dir, "threads": threads,
+                                               "device": device})
+    for batch in ds.iter_batches(batch_format="numpy", batch_size=None):
+        names = [str(p) for p in batch["path"]]
+        bad = [(p, str(r)) for p, r in zip(names, batch["problem"]) if r]
+        ok = [i for i, r in enumerate(batch["problem"]) if not r]
+        yield [names[i] for i in ok], np.asarray(batch["feature"])[ok], bad
+
+
+_started = False
+
+
+def start(options: RayOptions) -> None:
+    """Connect to the cluster at ``options.address``, or start a local Ray instance (unless
+    this process already joined one: then that one is used, and left running)."""
+    global _started
+    import ray
+
+    if ray.is_initialized():
+        return
+    ray.init(address=options.address or None, include_dashboard=False, log_to_driver=False)
+    _started = True
+
+
+def stop() -> None:
+    """Leave the cluster that ``start`` joined (a local instance stops with it)."""
+    global _started
+    import ray
+
+    if _started and ray.is_initialized():
+        ray.shutdown()
+    _started = False
