@@ -83,25 +83,28 @@ def run(a: argparse.Namespace) -> int:
     return 0
 
 
-def render(path: str) -> str:
+def render(path: str, names: dict[str, str] | None = None) -> str:
+    """Markdown tables of a results file; ``names`` (row -> name for people) picks and
+    orders the rows, else every row under its own key."""
     results = json.loads(Path(path).read_text())
-    rows = list(dict.fromkeys(r["row"] for r in results))
+    rows = list(names) if names else list(dict.fromkeys(r["row"] for r in results))
+    label = (lambda row: names[row]) if names else (lambda row: row)
     out = []
     doms = list(dict.fromkeys(r["domain"] for r in results))
     for dom in doms:
         rs = {(r["row"], r["shot"], r["pool"]): r for r in results if r["domain"] == dom}
         way = next(r["way"] for r in results if r["domain"] == dom)
         out.append(f"**{dom}** ({way}-way)\n")
-        out.append("| model : learner | " + " | ".join(f"{s}-shot {p}" for s, p in SETTINGS) + " |")
+        out.append("| backbone, learner | " + " | ".join(f"{s}-shot {p}" for s, p in SETTINGS) + " |")
         out.append("|---" * (len(SETTINGS) + 1) + "|")
         for row in rows:
             cells = [f"{rs[(row, s, p)]['accuracy']:.2f} ± {rs[(row, s, p)]['ci95']:.2f}"
                      if (row, s, p) in rs else "" for s, p in SETTINGS]
-            out.append(f"| {row} | " + " | ".join(cells) + " |")
+            out.append(f"| {label(row)} | " + " | ".join(cells) + " |")
         out.append("")
     # averages over the suite's domains (the issue's acceptance check)
     out.append("**Mean over the suite's five domains**\n")
-    out.append("| model : learner | " + " | ".join(f"{s}-shot {p}" for s, p in SETTINGS) + " |")
+    out.append("| backbone, learner | " + " | ".join(f"{s}-shot {p}" for s, p in SETTINGS) + " |")
     out.append("|---" * (len(SETTINGS) + 1) + "|")
     for row in rows:
         cells = []
@@ -109,7 +112,7 @@ def render(path: str) -> str:
             v = [r["accuracy"] for r in results if r["row"] == row and r["shot"] == s
                  and r["pool"] == p and r["domain"] in SUITE]
             cells.append(f"{sum(v) / len(v):.2f}" if len(v) == len(SUITE) else "")
-        out.append(f"| {row} | " + " | ".join(cells) + " |")
+        out.append(f"| {label(row)} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 
 
@@ -124,9 +127,12 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default=str(HERE / "runs" / "suite-eval.json"))
     ap.add_argument("--render", metavar="JSON")
+    ap.add_argument("--names", metavar="JSON", help="with --render: {row: name for people}, "
+                    "in the order the tables list them")
     a = ap.parse_args()
     if a.render:
-        print(render(a.render), end="")
+        names = json.loads(Path(a.names).read_text()) if a.names else None
+        print(render(a.render, names), end="")
         return 0
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     return run(a)
