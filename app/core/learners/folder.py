@@ -36,6 +36,7 @@ Deterministic: same features, same examples, same labels.
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
@@ -43,6 +44,13 @@ import torch.nn.functional as F
 
 from ..errors import Cancelled
 from .base import Adapted, Capabilities, MetaLearner, class_means, infer_num_classes
+
+
+def _softmax(x: torch.Tensor) -> torch.Tensor:
+    """Row softmax of a (n, classes) matrix: for a handful of classes ~4x faster than
+    ``Tensor.softmax(1)`` on the CPU (measured: 0.33 vs 1.22 ms for 20k x 10)."""
+    e = (x - x.max(1, keepdim=True).values).exp_()
+    return e.div_(e.sum(1, keepdim=True))
 
 
 def _score(z: torch.Tensor, p: torch.Tensor, perp: torch.Tensor) -> torch.Tensor:
@@ -195,6 +203,30 @@ class FolderProtoNet(MetaLearner):
         return pool.derived(("graph", self.beta, self.max_anchors, self.seed, self.proj_dim,
                              self.knn), make)
 
+    def _sparse_graphs(self, pool: FolderPool, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The neighbour graph as two sparse CSR matrices, built once per folder: the
+        anchors' symmetrised kNN graph ``(W + W^T) / 2`` and every image's edges to its
+        anchors. A smoothing step is then one sparse product (0.15 ms for 20k anchors x 10
+        classes against 3.1 ms gathering the neighbours' rows, 2 threads)."""
+        def csr(rows: torch.Tensor, cols: torch.Tensor, value: float, shape) -> torch.Tensor:  # noqa: ANN001
+            coo = torch.sparse_coo_tensor(torch.stack([rows, cols]),
+                                          torch.full((len(rows),), value), shape,
+                                          check_invariants=True).coalesce()
+            with warnings.catch_warnings():  # "sparse CSR support is in beta": mm is all we use
+                warnings.simplefilter("ignore", UserWarning)
+                return coo.to_sparse_csr()
+
+        def make():
+            pos, _, _ = self._space(pool, mean)
+            nbrs = self._graph(pool, mean)[0]
+            n, a, k = len(pool), len(pos), nbrs.shape[1]
+            rows, cols = torch.arange(a).repeat_interleave(k), nbrs[pos].reshape(-1)
+            anchors = csr(torch.cat([rows, cols]), torch.cat([cols, rows]), 0.5, (a, a))
+            images = csr(torch.arange(n).repeat_interleave(k), nbrs.reshape(-1), 1.0, (n, a))
+            return anchors, images
+        return pool.derived(("sparse graphs", self.beta, self.max_anchors, self.seed,
+                             self.proj_dim, self.knn), make)
+
     # -- the interface ------------------------------------------------------------------
     @torch.no_grad()
     def fit(self, support: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None,
@@ -215,7 +247,7 @@ class FolderProtoNet(MetaLearner):
         trust = (self.kappa / (self.kappa + shots))[:, None]
         protos, perp = p0, perp0
         for _ in range(self.mix_iters):
-            r = (self.tau * _score(anchors, protos, perp)).softmax(1)
+            r = _softmax(self.tau * _score(anchors, protos, perp))
             pool_mean = (r.T @ anchors) / r.sum(0).clamp_min(1e-6)[:, None]
             protos = (1 - trust) * p0 + trust * pool_mean
             perp = (1 - trust[:, 0]) ** 2 * perp0
@@ -257,41 +289,39 @@ class FolderProtoNet(MetaLearner):
     def _smooth(self, adapted: FolderAdapted, pool: FolderPool, mean: torch.Tensor,
                 shots: float, support: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
         pos, _, zp = self._space(pool, mean)
-        nbrs, kth = self._graph(pool, mean)
+        kth = self._graph(pool, mean)[1]
 
-        def examples_near(z: torch.Tensor, rows) -> torch.Tensor | float:  # noqa: ANN001
-            """Labelled neighbours: the examples that would be among an image's k nearest
-            vote with their one-hot label."""
+        protos, k = adapted.prototypes, adapted.num_classes
+        both = torch.cat([protos, support]) if self.support_edges else protos
+        bias = (protos * protos).sum(1) + adapted.perp
+
+        def unary_and_near(z: torch.Tensor, rows) -> tuple[torch.Tensor, torch.Tensor | float]:  # noqa: ANN001
+            """Scaled scores (``tau * _score``) and the labelled neighbours: the examples that
+            would be among an image's k nearest vote with their one-hot label. One pass over
+            ``z`` (a product with prototypes and examples together)."""
+            zz = z @ both.T
+            unary = self.tau * (2.0 * zz[:, :k] - bias[None, :])
             if not self.support_edges:
-                return 0.0
-            return ((z @ support.T) >= kth[rows][:, None]).to(onehot.dtype) @ onehot
+                return unary, 0.0
+            return unary, (zz[:, k:] >= kth[rows][:, None]).to(onehot.dtype) @ onehot
 
-        nb_a = nbrs[pos]                         # the anchors' neighbours (anchors)
-        rows, cols = torch.arange(len(pos)).repeat_interleave(nb_a.shape[1]), nb_a.reshape(-1)
-
-        def neighbours(y: torch.Tensor) -> torch.Tensor:  # symmetrised kNN graph: (W + W^T) / 2
-            back = torch.zeros_like(y).index_add_(0, cols, y[rows])
-            return 0.5 * (y[nb_a].sum(1) + back)
-
-        anchors = zp[pos]
-        unary_a = self.tau * _score(anchors, adapted.prototypes, adapted.perp)
-        near_a = examples_near(anchors, pos)
+        graph, to_anchors = self._sparse_graphs(pool, mean)
+        unary_a, near_a = unary_and_near(zp[pos], pos)
         # More examples, less need of the neighbours: weight / shots ** gamma.
         w = self.lam * self.tau / max(shots, 1.0) ** self.gamma
-        y = unary_a.softmax(1)
+        y = _softmax(unary_a)
         logits_a = unary_a
         for _ in range(self.smooth_iters):
-            logits_a = unary_a + w * (neighbours(y) + near_a)
-            y = logits_a.softmax(1)
+            logits_a = unary_a + w * (graph @ y + near_a)
+            y = _softmax(logits_a)
         # The smoothed scores rank well but are far too sure of themselves (neighbours'
         # votes add up): ``calib`` brings the reported confidence back towards accuracy.
-        out = torch.empty(len(pool), adapted.num_classes)
+        out = torch.empty(len(pool), k)
+        votes = to_anchors @ y                   # each image's neighbours' scores, summed
         for s in pool.chunks(size=32768):
-            z = zp[s]
-            logits = self.tau * _score(z, adapted.prototypes, adapted.perp)
-            logits = logits + w * (y[nbrs[s]].sum(1) + examples_near(z, s))
-            out[s] = (logits / self.calib).softmax(1)
-        out[pos] = (logits_a / self.calib).softmax(1)
+            unary, near = unary_and_near(zp[s], s)
+            out[s] = _softmax((unary + w * (votes[s] + near)) / self.calib)
+        out[pos] = _softmax(logits_a / self.calib)
         return out
 
     def config(self) -> dict[str, Any]:
