@@ -65,24 +65,32 @@ class EmbedActor:
         self.spec = model.input_spec
         self.dim = feature_dim(model)
         self.embedder = Embedder(model, device=device, cache=None, onnx_dir=onnx_dir,
-                                 threads=threads, workers=1)
+                                 threads=threads, workers=2)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from .core.images import ImageError, load_for_model
 
         paths = [str(p) for p in batch["path"]]
         blobs = batch.get("bytes")
+        out = np.zeros((len(paths), self.dim), np.float32)
+        if blobs is None:  # files this actor reads: the one-machine pipeline (decode threads
+            # overlapping inference), which also reports every unusable file with its reason
+            got = self.embedder.embed_paths(paths)
+            row = {p: i for i, p in enumerate(paths)}
+            if got.paths:
+                out[[row[p] for p in got.paths]] = got.features
+            reasons = {pr.path: pr.reason for pr in got.problems}
+            return {"path": np.asarray(paths, dtype=object), "feature": out,
+                    "problem": np.asarray([reasons.get(p, "") for p in paths], dtype=object)}
         arrays, good, problems = [], [], [""] * len(paths)
         for i, path in enumerate(paths):
             try:
-                data = bytes(blobs[i]) if blobs is not None else None
-                arrays.append(load_for_model(path, self.spec, data))
+                arrays.append(load_for_model(path, self.spec, bytes(blobs[i])))
                 good.append(i)
             except ImageError as e:
                 problems[i] = e.reason
             except Exception as e:  # one odd file never stops the run
                 problems[i] = f"cannot decode image ({type(e).__name__}: {e})"
-        out = np.zeros((len(paths), self.dim), np.float32)
         if arrays:
             out[good] = self.embedder.embed_arrays(arrays)
         return {"path": np.asarray(paths, dtype=object), "feature": out,
