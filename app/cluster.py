@@ -11,8 +11,11 @@ the labels are the one-machine labels.
 
 Images come from a local or shared folder (scanned here, as one machine does), a list file
 (one path or URI a line) or any URI Ray Data's file systems read (``s3://``, ``gs://``,
-...): then Ray lists and reads the files, no storage code of ours. A file that cannot be
-read or decoded comes back as a problem row (path and reason); it never stops the run.
+...): Ray Data's file systems (pyarrow's) list them and the actors read them through the
+same file systems, no storage code of ours. (Ray Data's own read operator is not used: on
+a cluster whose CPUs the actor pool takes whole, its read tasks wait forever for a CPU.)
+A file that cannot be read or decoded comes back as a problem row (path and reason); it
+never stops the run.
 
 Ray is an optional extra (``pip install -e '.[cluster]'``); nothing else imports this
 module, and it imports ray only when called.
@@ -54,7 +57,8 @@ def ray_available() -> str | None:
 
 class EmbedActor:
     """One actor of the pool: the model's backbone in one ONNX Runtime session (or PyTorch on
-    its GPU), fed rows ``{"path"}`` (read here) or ``{"path", "bytes"}`` (read by Ray)."""
+    its GPU), fed rows ``{"path"}``: a local/shared path, or a URI it reads through pyarrow's
+    file systems (the ones Ray Data uses)."""
 
     def __init__(self, model_path: str, onnx_dir: str | None, threads: int, device: str) -> None:
         from .core.checkpoints import load_checkpoint
@@ -68,41 +72,50 @@ class EmbedActor:
                                  threads=threads, workers=2)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from .core.images import ImageError, load_for_model
-
         paths = [str(p) for p in batch["path"]]
-        blobs = batch.get("bytes")
         out = np.zeros((len(paths), self.dim), np.float32)
-        if blobs is None:  # files this actor reads: the one-machine pipeline (decode threads
-            # overlapping inference), which also reports every unusable file with its reason
-            got = self.embedder.embed_paths(paths)
-            row = {p: i for i, p in enumerate(paths)}
+        problems = [""] * len(paths)
+        row = {p: i for i, p in enumerate(paths)}
+        local = [p for p in paths if not is_uri(p)]
+        if local:  # the one-machine pipeline: decode threads overlapping inference
+            got = self.embedder.embed_paths(local)
             if got.paths:
                 out[[row[p] for p in got.paths]] = got.features
-            reasons = {pr.path: pr.reason for pr in got.problems}
-            return {"path": np.asarray(paths, dtype=object), "feature": out,
-                    "problem": np.asarray([reasons.get(p, "") for p in paths], dtype=object)}
-        arrays, good, problems = [], [], [""] * len(paths)
-        for i, path in enumerate(paths):
+            for pr in got.problems:
+                problems[row[pr.path]] = pr.reason
+        remote = [p for p in paths if is_uri(p)]
+        arrays, good = [], []
+        for path in remote:  # read through pyarrow's file systems (Ray Data's own)
+            i = row[path]
             try:
-                arrays.append(load_for_model(path, self.spec, bytes(blobs[i])))
+                arrays.append(self._decode_uri(path))
                 good.append(i)
-            except ImageError as e:
-                problems[i] = e.reason
-            except Exception as e:  # one odd file never stops the run
-                problems[i] = f"cannot decode image ({type(e).__name__}: {e})"
+            except Exception as e:  # unreadable or undecodable: a problem row, never fatal
+                problems[i] = getattr(e, "reason", None) or f"cannot read ({type(e).__name__}: {e})"
         if arrays:
             out[good] = self.embedder.embed_arrays(arrays)
         return {"path": np.asarray(paths, dtype=object), "feature": out,
                 "problem": np.asarray(problems, dtype=object)}
 
+    def _decode_uri(self, uri: str) -> np.ndarray:
+        from pyarrow import fs
+
+        from .core.images import load_for_model
+
+        filesystem, path = fs.FileSystem.from_uri(uri)
+        with filesystem.open_input_file(path) as f:
+            data = f.read()
+        return load_for_model(uri, self.spec, data)
+
 
 def list_uri(uri: str) -> list[str]:
-    """The image files under ``uri``, listed by Ray Data's file systems (sorted)."""
+    """The image files under ``uri``, listed by Ray Data's file systems, as URIs of the same
+    scheme (the file systems drop it: ``s3://b/k`` lists as ``b/k``), sorted."""
     import ray.data
 
+    scheme = uri.split("://", 1)[0]
     ds = ray.data.read_binary_files(uri, file_extensions=sorted(e[1:] for e in IMAGE_EXTENSIONS))
-    return sorted(ds.input_files())
+    return sorted(p if is_uri(p) else f"{scheme}://{p}" for p in ds.input_files())
 
 
 def embed(paths: Sequence[str], model_path: str, options: RayOptions,
@@ -112,17 +125,15 @@ def embed(paths: Sequence[str], model_path: str, options: RayOptions,
     import ray
     import ray.data
 
-    local = [p for p in paths if not is_uri(p)]
-    remote = [p for p in paths if is_uri(p)]
-    parts = []
-    if local:
-        parts.append(ray.data.from_items([{"path": p} for p in local]))
-    if remote:  # read by Ray Data's file systems; a quarter CPU per read task, so actors
-        # holding a whole CPU each never starve the reads on a small machine
-        parts.append(ray.data.read_binary_files(remote, include_paths=True, num_cpus=0.25))
-    if not parts:
-        return
-    ds = parts[0] if len(parts) == 1 else parts[0].union(*parts[1:])
+    if paths:
+        yield from _run(ray.data.from_items([{"path": p} for p in paths]), model_path, options,
+                        onnx_dir)
+
+
+def _run(ds, model_path: str, options: RayOptions, onnx_dir: str | None  # noqa: ANN001
+         ) -> Iterator[tuple[list[str], np.ndarray, list[tuple[str, str]]]]:
+    import ray.data
+
     device = "cuda" if options.gpus_per_worker > 0 else "cpu"
     threads = max(1, int(options.cpus_per_worker))
     ds = ds.map_batches(EmbedActor, batch_size=options.batch_size, batch_format="numpy",
