@@ -1,7 +1,7 @@
 """The session's ``FeatureTable`` and the data of a scoring run (``ScoreJob``,
-``ScoreOutcome``), without torch. Running a ``ScoreJob`` imports the
-torch side (``app.core.scoring``) only then, so the session and everything that opens
-folders, projects and exports import no torch.
+``ScoreOutcome``), without torch. Running a ``ScoreJob`` imports the torch side
+(``app.core.scoring``) only then, so the session and everything that opens folders,
+projects and exports import no torch.
 """
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
-
 
 
 class FeatureTable:
