@@ -1,18 +1,67 @@
-"""Actions, menus and toolbar of the main window (kept out of main_window.py)."""
+"""Actions, menus and toolbar of the main window (kept out of main_window.py).
+
+``build_actions(window, slots)`` adds them to ``window`` and returns them as one
+``WindowActions``; it knows nothing of the window but the slots it is handed.
+"""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import Callable
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QIcon, QKeySequence
-from PySide6.QtWidgets import QComboBox, QLabel
+from PySide6.QtWidgets import QComboBox, QDockWidget, QLabel, QMainWindow, QMenu
 
 from .icons import icon
 
-if TYPE_CHECKING:
-    from .main_window import MainWindow
 
-def make_action(w: "MainWindow", text: str, slot, shortcut=None,  # noqa: ANN001
+@dataclass
+class Slots:
+    """What the actions do (the window's and its file operations' methods)."""
+    open_folder: Callable[[], object]
+    open_project: Callable[[], object]
+    save: Callable[[], object]
+    save_as: Callable[[], object]
+    export_csv: Callable[[], object]
+    copy_to_folders: Callable[[], object]
+    move_to_folders: Callable[[], object]
+    quit: Callable[[], object]
+    undo: Callable[[], object]
+    redo: Callable[[], object]
+    add_class: Callable[[], object]
+    classify: Callable[[], object]
+    settings: Callable[[], object]
+    recover: Callable[[], object]
+    fill_recent: Callable[[QMenu], object]
+
+
+@dataclass
+class WindowActions:
+    open: QAction
+    open_project: QAction
+    save: QAction
+    save_as: QAction
+    export: QAction
+    copy: QAction
+    move: QAction
+    quit: QAction
+    undo: QAction
+    redo: QAction
+    add_class: QAction
+    classify: QAction
+    settings: QAction
+    problems: QAction
+    recover: QAction
+    recent_menu: QMenu
+    method_combo: QComboBox
+
+    def need_session(self) -> tuple[QAction, ...]:
+        """The actions that wait for the session (disabled until it exists)."""
+        return (self.open, self.open_project, self.save, self.save_as, self.export, self.copy,
+                self.move, self.add_class, self.classify, self.settings, self.recover)
+
+
+def make_action(w: QMainWindow, text: str, slot: Callable[[], object], shortcut=None,  # noqa: ANN001
                 icon_name: str | None = None) -> QAction:
     a = QAction(icon(icon_name) if icon_name else QIcon(), text, w)
     if shortcut is not None:
@@ -24,72 +73,62 @@ def make_action(w: "MainWindow", text: str, slot, shortcut=None,  # noqa: ANN001
     w.addAction(a)
     return a
 
-def build_actions(w: "MainWindow") -> None:
-    """Actions (with the labelImg/labelme shortcuts), menus and the toolbar of the window."""
+
+def build_actions(w: QMainWindow, do: Slots, problems: QDockWidget) -> WindowActions:
+    """Actions (with the labelImg/labelme shortcuts), menus and the toolbar of ``w``."""
     K = QKeySequence.StandardKey
-    f = w.files
-    w.act_open = make_action(w, "&Open folder...", f.open_folder, K.Open, "folder-open")
-    w.act_open_project = make_action(w, "Open &project...", f.open_project, "Ctrl+Shift+O", "open-project")
-    w.act_save = make_action(w, "&Save project", f.save_project, K.Save, "save")
-    w.act_save_as = make_action(w, "Save project &as...", lambda: f.save_project(save_as=True), "Ctrl+Shift+S")
-    w.act_export = make_action(w, "&Export CSV...", f.export_csv, "Ctrl+E", "export")
-    w.act_copy = make_action(w, "&Copy into class folders...", lambda: f.to_folders("copy"), None, "copy-to-folders")
-    w.act_move = make_action(w, "&Move into class folders...", lambda: f.to_folders("move"), None, "move-to-folders")
-    w.act_quit = make_action(w, "&Quit", w.close, K.Quit)
-    w.act_undo = make_action(w, "Undo", w.undo, K.Undo, "undo")
-    w.act_redo = make_action(w, "Redo", w.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "redo")
-    w.act_add_class = make_action(w, "&Add class...", w.ask_add_class, "Ctrl+N", "add")
-    w.act_classify = make_action(w, "&Classify / resume", w.engine.resume, "F5", "classify")
-    w.act_settings = make_action(w, "&Settings...", w.show_settings, "Ctrl+,", "settings")
-    w.act_problems = w.problems.toggleViewAction()
-    w.act_problems.setIcon(icon("problems"))
-    w.act_problems.setText("&Problems")
+    act = lambda *a: make_action(w, *a)  # noqa: E731
+    problems_action = problems.toggleViewAction()
+    problems_action.setIcon(icon("problems"))
+    problems_action.setText("&Problems")
     mb = w.menuBar()
-    m = mb.addMenu("&File")
-    for a in (w.act_open, w.act_open_project, w.act_save, w.act_save_as, None,
-              w.act_export, w.act_copy, w.act_move, None, w.act_settings, None, w.act_quit):
-        m.addSeparator() if a is None else m.addAction(a)
-    w.recent_menu = m.addMenu("Recent projects")
-    w.recent_menu.aboutToShow.connect(lambda: fill_recent(w))
-    w.act_recover = m.addAction("Open the autosaved session", lambda: recover(w))
+    file_menu = mb.addMenu("&File")
+    acts = WindowActions(
+        open=act("&Open folder...", do.open_folder, K.Open, "folder-open"),
+        open_project=act("Open &project...", do.open_project, "Ctrl+Shift+O", "open-project"),
+        save=act("&Save project", do.save, K.Save, "save"),
+        save_as=act("Save project &as...", do.save_as, "Ctrl+Shift+S"),
+        export=act("&Export CSV...", do.export_csv, "Ctrl+E", "export"),
+        copy=act("&Copy into class folders...", do.copy_to_folders, None, "copy-to-folders"),
+        move=act("&Move into class folders...", do.move_to_folders, None, "move-to-folders"),
+        quit=act("&Quit", do.quit, K.Quit),
+        undo=act("Undo", do.undo, K.Undo, "undo"),
+        redo=act("Redo", do.redo, ["Ctrl+Shift+Z", "Ctrl+Y"], "redo"),
+        add_class=act("&Add class...", do.add_class, "Ctrl+N", "add"),
+        classify=act("&Classify / resume", do.classify, "F5", "classify"),
+        settings=act("&Settings...", do.settings, "Ctrl+,", "settings"),
+        problems=problems_action,
+        recover=QAction("Open the autosaved session", w),
+        recent_menu=QMenu("Recent projects", w),
+        method_combo=QComboBox(w))
+    acts.recover.triggered.connect(lambda _=False: do.recover())
+    for a in (acts.open, acts.open_project, acts.save, acts.save_as, None, acts.export,
+              acts.copy, acts.move, None, acts.settings, None, acts.quit):
+        file_menu.addSeparator() if a is None else file_menu.addAction(a)
+    file_menu.addMenu(acts.recent_menu)
+    acts.recent_menu.aboutToShow.connect(lambda: do.fill_recent(acts.recent_menu))
+    file_menu.addAction(acts.recover)
     m = mb.addMenu("&Edit")
-    for a in (w.act_undo, w.act_redo, None, w.act_add_class):
+    for a in (acts.undo, acts.redo, None, acts.add_class):
         m.addSeparator() if a is None else m.addAction(a)
     m = mb.addMenu("&View")
-    m.addAction(w.act_problems)
-    m.addAction(w.act_classify)
+    m.addAction(acts.problems)
+    m.addAction(acts.classify)
     tb = w.addToolBar("Main")
     tb.setObjectName("mainToolbar")
     tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
-    for a in (w.act_open, w.act_save, w.act_export, w.act_copy, None, w.act_undo,
-              w.act_redo, None):
+    for a in (acts.open, acts.save, acts.export, acts.copy, None, acts.undo, acts.redo, None):
         tb.addSeparator() if a is None else tb.addAction(a)
     tb.addWidget(QLabel(" Method: ", tb))
-    w.method_combo = QComboBox(tb)
-    w.method_combo.setObjectName("methodCombo")
-    w.method_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    w.method_combo.setMinimumContentsLength(22)  # "Folder-aware ProtoNet" in full
-    w.method_combo.setToolTip("How the model learns from your examples (the model's learners; "
-                              "filled in when the model has loaded)")
-    tb.addWidget(w.method_combo)
+    combo = acts.method_combo
+    combo.setParent(tb)
+    combo.setObjectName("methodCombo")
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+    combo.setMinimumContentsLength(22)  # "Folder-aware ProtoNet" in full
+    combo.setToolTip("How the model learns from your examples (the model's learners; "
+                     "filled in when the model has loaded)")
+    tb.addWidget(combo)
     tb.addSeparator()
-    for a in (w.act_classify, w.act_problems, w.act_settings):
+    for a in (acts.classify, acts.problems, acts.settings):
         tb.addAction(a)
-
-
-def recover(w: "MainWindow") -> None:
-    from .file_ops import autosave_path
-
-    p = autosave_path()
-    if p.exists():
-        w.files.open_project(str(p))
-        w.files.project_path = None  # "Save" asks where: the autosave file is not a home
-        w._update_title()
-    else:
-        w.warn("Nothing to recover", "There is no autosaved session.")
-
-def fill_recent(w: "MainWindow") -> None:
-    w.recent_menu.clear()
-    for p in w.settings.recent_projects:
-        w.recent_menu.addAction(p, lambda p=p: w.files.open_project(p))
-    w.recent_menu.setEnabled(True)
+    return acts

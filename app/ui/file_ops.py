@@ -101,6 +101,15 @@ class FileOps(QObject):
         self.folderOpened.emit(folder)
         self.engine.restart()
 
+    def recover_autosave(self) -> None:
+        p = autosave_path()
+        if p.exists():
+            self.open_project(str(p))
+            self.project_path = None  # "Save" asks where: the autosave file is not a home
+            self.projectChanged.emit("")
+        else:
+            self.failed.emit("Nothing to recover", "There is no autosaved session.")
+
     def cancel_scan(self) -> None:
         if self.scan_job is not None:
             self.scan_job.cancel()

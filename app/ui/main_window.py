@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (QInputDialog, QLabel, QMainWindow, QMessageBox,
 from ..core.events import SessionEvent, Topic
 from ..core.scan import expand_paths
 from ..core.session import Session
-from .actions import build_actions
+from .actions import Slots, build_actions
 from .class_panel import ClassPanel
 from .engine import Engine, LoadedModel, available_devices
 from .file_ops import FileOps
@@ -61,7 +61,14 @@ class MainWindow(QMainWindow):
         self.engine = Engine(cache_path, self)
         self.files = FileOps(self, self.engine, self.settings, lambda: self.session)
         self._build_layout()
-        build_actions(self)
+        f = self.files
+        self.acts = build_actions(self, Slots(
+            open_folder=f.open_folder, open_project=f.open_project, save=f.save_project,
+            save_as=lambda: f.save_project(save_as=True), export_csv=f.export_csv,
+            copy_to_folders=lambda: f.to_folders("copy"), move_to_folders=lambda: f.to_folders("move"),
+            quit=self.close, undo=self.undo, redo=self.redo, add_class=self.ask_add_class,
+            classify=self.engine.resume, settings=self.show_settings,
+            recover=f.recover_autosave, fill_recent=self._fill_recent), self.problems)
         self._connect()
         self._set_enabled(False)
         g = self.settings.geometry()
@@ -137,8 +144,8 @@ class MainWindow(QMainWindow):
         self.review.sortChanged.connect(lambda s: self.image_model.set_view_options(sort=s))
         self.review.thresholdChanged.connect(lambda t: self._edit(lambda s: s.set_threshold(t)))
         self.review.thresholdCommitted.connect(lambda _: self._edit(lambda s: s.history.seal()))
-        self.method_combo.currentIndexChanged.connect(
-            lambda _: self._edit(lambda s: s.set_method(self.method_combo.currentData())))
+        self.acts.method_combo.currentIndexChanged.connect(
+            lambda _: self._edit(lambda s: s.set_method(self.acts.method_combo.currentData())))
         self.problems.countChanged.connect(self._problems_counted)
 
     # startup --------------------------------------------------------------------------------------
@@ -180,11 +187,11 @@ class MainWindow(QMainWindow):
         if s is not None and s.model_path != lm.path:
             s.model_path = lm.path  # what is running (not an undoable edit)
         methods = list(lm.model.methods)
-        self.method_combo.blockSignals(True)
-        self.method_combo.clear()
+        self.acts.method_combo.blockSignals(True)
+        self.acts.method_combo.clear()
         for key in methods:  # the model's learners, as its card names them
-            self.method_combo.addItem(lm.model.learner(key).label or key, key)
-        self.method_combo.blockSignals(False)
+            self.acts.method_combo.addItem(lm.model.learner(key).label or key, key)
+        self.acts.method_combo.blockSignals(False)
         fresh = s is not None and not s.can_undo and self.files.project_path is None
         if s is not None and (s.method not in methods or fresh) and s.method != lm.model.default_method:
             s.method = lm.model.default_method  # the model's own choice until the user picks
@@ -210,20 +217,18 @@ class MainWindow(QMainWindow):
 
     def _sync_method(self) -> None:
         if self.session is not None:
-            self.method_combo.blockSignals(True)
-            self.method_combo.setCurrentIndex(max(0, self.method_combo.findData(self.session.method)))
-            self.method_combo.blockSignals(False)
+            self.acts.method_combo.blockSignals(True)
+            self.acts.method_combo.setCurrentIndex(max(0, self.acts.method_combo.findData(self.session.method)))
+            self.acts.method_combo.blockSignals(False)
 
     def _examples_changed(self) -> None:
         self.engine.stopped = False
         self.engine.ensure_features(examples_first=True)
 
     def _set_enabled(self, on: bool) -> None:
-        for w in (self.class_panel, self.review, self.grid, self.open_button, self.method_combo):
+        for w in (self.class_panel, self.review, self.grid, self.open_button, self.acts.method_combo):
             w.setEnabled(on)
-        for a in (self.act_open, self.act_open_project, self.act_save, self.act_save_as, self.act_export,
-                  self.act_copy, self.act_move, self.act_add_class, self.act_classify,
-                  self.act_settings, self.act_recover):
+        for a in self.acts.need_session():
             a.setEnabled(on)
 
     # user edits ---------------------------------------------------------------------------------
@@ -320,12 +325,12 @@ class MainWindow(QMainWindow):
     # view updates ------------------------------------------------------------------------------
     def _update_history(self) -> None:
         s = self.session
-        self.act_undo.setEnabled(bool(s and s.can_undo))
-        self.act_redo.setEnabled(bool(s and s.can_redo))
-        self.act_undo.setToolTip(s.undo_label if s else "Undo")
-        self.act_redo.setToolTip(s.redo_label if s else "Redo")
-        self.act_undo.setText(s.undo_label if s else "Undo")
-        self.act_redo.setText(s.redo_label if s else "Redo")
+        self.acts.undo.setEnabled(bool(s and s.can_undo))
+        self.acts.redo.setEnabled(bool(s and s.can_redo))
+        self.acts.undo.setToolTip(s.undo_label if s else "Undo")
+        self.acts.redo.setToolTip(s.redo_label if s else "Redo")
+        self.acts.undo.setText(s.undo_label if s else "Undo")
+        self.acts.redo.setText(s.redo_label if s else "Redo")
 
     def _update_title(self) -> None:
         p = self.files.project_path
@@ -348,6 +353,12 @@ class MainWindow(QMainWindow):
         if n and not self._problems_shown:
             self._problems_shown = True
             self.problems.show()
+
+    def _fill_recent(self, menu) -> None:  # noqa: ANN001 - a QMenu
+        menu.clear()
+        for p in self.settings.recent_projects:
+            menu.addAction(p, lambda p=p: self.files.open_project(p))
+        menu.setEnabled(True)
 
     def warn(self, title: str, message: str) -> None:
         log.warning("%s: %s", title, message)

@@ -31,13 +31,13 @@ def _labels(w):
 def test_switch_to_maml_and_back(make_window, qtbot, tmp_path):
     w, truth = _ready(make_window, qtbot, tmp_path)
     proto_conf = w.image_model.confidence.copy()
-    w.method_combo.setCurrentIndex(w.method_combo.findData("maml"))
+    w.acts.method_combo.setCurrentIndex(w.acts.method_combo.findData("maml"))
     assert w.session.method == "maml"
     wait_idle(qtbot, w)
     assert _labels(w) == truth
     assert (w.image_model.confidence != proto_conf).any()   # really another learner's output
     w.undo()                                                # method switch is undoable
-    assert w.method_combo.currentData() == "protonet"
+    assert w.acts.method_combo.currentData() == "protonet"
     wait_idle(qtbot, w)
     assert (abs(w.image_model.confidence - proto_conf) < 1e-6).all()
 
@@ -54,7 +54,7 @@ def test_cancel_maml_adaptation(make_window, qtbot, tmp_path, monkeypatch):
         return real_fit(*a, **k)
 
     monkeypatch.setattr(session_module, "fit", slow_fit)
-    w.method_combo.setCurrentIndex(w.method_combo.findData("maml"))
+    w.acts.method_combo.setCurrentIndex(w.acts.method_combo.findData("maml"))
     qtbot.waitUntil(started.is_set, timeout=10_000)
     assert w.status.cancel.isVisible()
     w.status.cancel.click()
@@ -74,12 +74,12 @@ def test_cancel_maml_adaptation(make_window, qtbot, tmp_path, monkeypatch):
 
 def test_menu_lists_the_models_learners_and_each_one_labels_the_folder(make_window, qtbot, tmp_path):
     w, truth = _ready(make_window, qtbot, tmp_path)
-    items = {w.method_combo.itemData(i): w.method_combo.itemText(i)
-             for i in range(w.method_combo.count())}
+    items = {w.acts.method_combo.itemData(i): w.acts.method_combo.itemText(i)
+             for i in range(w.acts.method_combo.count())}
     assert items == {"protonet": "ProtoNet", "maml": "MAML", "centroid": "Centroid",
                      "folder": "Folder-aware ProtoNet"}
     for key in ("centroid", "folder"):
-        w.method_combo.setCurrentIndex(w.method_combo.findData(key))
+        w.acts.method_combo.setCurrentIndex(w.acts.method_combo.findData(key))
         assert w.session.method == key
         wait_idle(qtbot, w)
         assert _labels(w) == truth, key
@@ -100,7 +100,7 @@ def test_folder_aware_pass_shows_the_quick_result_and_can_be_cancelled(make_wind
         return real_fit(*a, pool=pool, **k)
 
     monkeypatch.setattr(session_module, "fit", slow_folder_fit)
-    w.method_combo.setCurrentIndex(w.method_combo.findData("folder"))
+    w.acts.method_combo.setCurrentIndex(w.acts.method_combo.findData("folder"))
     qtbot.waitUntil(started.is_set, timeout=10_000)
     # the quick inductive result is already on the grid while the folder is being read
     qtbot.waitUntil(lambda: _labels(w) == truth, timeout=10_000)

@@ -80,7 +80,7 @@ def test_autosave_and_recover(make_window, qtbot, tmp_path, monkeypatch):
     labels = list(w.image_model.label)
     w.close()
     w2 = make_window()
-    w2.act_recover.trigger()
+    w2.acts.recover.trigger()
     qtbot.waitUntil(lambda: w2.image_model.rowCount() == 4, timeout=10_000)
     wait_idle(qtbot, w2)
     assert [c.name for c in w2.session.classes] == ["red", "blue"]

@@ -103,7 +103,7 @@ def test_a_failing_backbone_is_one_message_not_a_retry_loop(make_window, qtbot, 
     qtbot.wait(500)
     assert len(calls) == n and n <= 3        # stopped, not retrying in a loop
     monkeypatch.undo()                       # the cause goes away; F5 tries again
-    w.act_classify.trigger()
+    w.acts.classify.trigger()
     wait_idle(qtbot, w)
     assert w.image_model.counts()["done"] == 6
 
