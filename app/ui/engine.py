@@ -160,9 +160,10 @@ class Engine(QObject):
         else:
             self.ensure_features()
 
-    def resume(self) -> None:
+    def resume(self, examples_first: bool = False) -> None:
+        """Embed what lacks features again after a stop (F5, new examples, an opened project)."""
         self.stopped = False
-        self.ensure_features()
+        self.ensure_features(examples_first)
 
     def _running(self, job: Job | None) -> bool:
         """Started and its ``finished`` not yet handled in this (the GUI) thread."""

@@ -164,8 +164,7 @@ class FileOps(QObject):
             self.open_folder(data.folder)
         else:
             s.set_folder(None, [])
-        self.engine.stopped = False
-        self.engine.ensure_features()
+        self.engine.resume()
         self.engine.schedule_rescore()
         return True
 

@@ -222,8 +222,7 @@ class MainWindow(QMainWindow):
             self.acts.method_combo.blockSignals(False)
 
     def _examples_changed(self) -> None:
-        self.engine.stopped = False
-        self.engine.ensure_features(examples_first=True)
+        self.engine.resume(examples_first=True)
 
     def _set_enabled(self, on: bool) -> None:
         for w in (self.class_panel, self.review, self.grid, self.open_button, self.acts.method_combo):
