@@ -29,6 +29,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from .core.images import IMAGE_EXTENSIONS
+from .core.records import is_uri
 
 
 @dataclass
@@ -38,10 +39,6 @@ class RayOptions:
     cpus_per_worker: float = 1.0
     gpus_per_worker: float = 0.0   # > 0: GPU actors (the backbone runs with PyTorch on CUDA)
     batch_size: int = 64
-
-
-def is_uri(source: str) -> bool:
-    return "://" in source
 
 
 def ray_available() -> str | None:
@@ -122,26 +119,18 @@ def embed(paths: Sequence[str], model_path: str, options: RayOptions,
           onnx_dir: str | None = None) -> Iterator[tuple[list[str], np.ndarray, list[tuple[str, str]]]]:
     """Embed ``paths`` (local/shared paths and URIs may mix) in a Ray actor pool; yields
     ``(paths, features, problems)`` batches as they finish, in no particular order."""
-    import ray
     import ray.data
 
-    if paths:
-        yield from _run(ray.data.from_items([{"path": p} for p in paths]), model_path, options,
-                        onnx_dir)
-
-
-def _run(ds, model_path: str, options: RayOptions, onnx_dir: str | None  # noqa: ANN001
-         ) -> Iterator[tuple[list[str], np.ndarray, list[tuple[str, str]]]]:
-    import ray.data
-
+    if not paths:
+        return
     device = "cuda" if options.gpus_per_worker > 0 else "cpu"
     threads = max(1, int(options.cpus_per_worker))
-    ds = ds.map_batches(EmbedActor, batch_size=options.batch_size, batch_format="numpy",
-                        compute=ray.data.ActorPoolStrategy(size=max(1, options.num_workers)),
-                        num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker or None,
-                        fn_constructor_kwargs={"model_path": os.fspath(model_path),
-                                               "onnx_dir": onnx_dir, "threads": threads,
-                                               "device": device})
+    ds = ray.data.from_items([{"path": p} for p in paths]).map_batches(
+        EmbedActor, batch_size=options.batch_size, batch_format="numpy",
+        compute=ray.data.ActorPoolStrategy(size=max(1, options.num_workers)),
+        num_cpus=options.cpus_per_worker, num_gpus=options.gpus_per_worker or None,
+        fn_constructor_kwargs={"model_path": os.fspath(model_path), "onnx_dir": onnx_dir,
+                               "threads": threads, "device": device})
     for batch in ds.iter_batches(batch_format="numpy", batch_size=None):
         names = [str(p) for p in batch["path"]]
         bad = [(p, str(r)) for p, r in zip(names, batch["problem"]) if r]

@@ -116,13 +116,14 @@ ENGINES = {"local": _embed_local, "ray": _embed_ray}
 def image_records(images: str, engine: str):  # noqa: ANN201
     """(records, problems) of ``--images``: a folder (scanned), a list file, or a URI (Ray
     lists it); a ValueError says why it cannot be used."""
-    from .. import cluster
-    from ..core.records import norm_path
+    from ..core.records import is_uri, norm_path
     from ..core.scan import ImageRecord, scan
 
-    if cluster.is_uri(images):
+    if is_uri(images):
         if engine != "ray":
             raise ValueError(f"{images}: a URI needs --engine ray (Ray Data reads it)")
+        from .. import cluster
+
         paths = cluster.list_uri(images)
         return [ImageRecord(p, 0, 0) for p in paths], []
     path = Path(images)
@@ -131,9 +132,9 @@ def image_records(images: str, engine: str):  # noqa: ANN201
         return result.records, result.problems
     if path.is_file():
         lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
-        paths = [ln if cluster.is_uri(ln) else norm_path(path.parent / ln)
+        paths = [ln if is_uri(ln) else norm_path(path.parent / ln)
                  for ln in lines if ln and not ln.startswith("#")]
-        if engine != "ray" and any(cluster.is_uri(p) for p in paths):
+        if engine != "ray" and any(is_uri(p) for p in paths):
             raise ValueError(f"{images} lists URIs: they need --engine ray")
         return [ImageRecord(p, 0, 0) for p in dict.fromkeys(paths)], []
     raise ValueError(f"{path.resolve()}: images folder or list file not found")
@@ -181,6 +182,7 @@ def _classify(args: argparse.Namespace, support: Path, parquet: bool) -> int:
     from ..core.defaults import default_model_path
     from ..core.errors import ScoringError
     from ..core.export import write_csv, write_parquet
+    from ..core.records import norm_path
     from ..core.session import Session
 
     model_path = Path(args.model) if args.model else default_model_path()
@@ -218,7 +220,7 @@ def _classify(args: argparse.Namespace, support: Path, parquet: bool) -> int:
         return _fail(str(e))
     for path, reason in scan_problems:
         print(f"skipped {path}: {reason}", file=err)
-    images = args.images if "://" in args.images else str(Path(args.images).resolve())
+    images = norm_path(args.images)
     session.set_folder(images, records)
     if not records:
         print(f"warning: no images found in {images}", file=err)

@@ -40,10 +40,6 @@ class Progress:
                         disable=quiet, mininterval=0.2 if tty else every, dynamic_ncols=tty,
                         ascii=not tty, leave=True, bar_format=FORMAT)
 
-    @property
-    def total(self) -> int:
-        return int(self.bar.total)
-
     def update(self, done: int, note: str = "") -> None:
         if note:
             self.bar.set_postfix_str(note, refresh=False)

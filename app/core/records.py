@@ -40,10 +40,15 @@ class ResultRow:
     class_id: int | None
 
 
+def is_uri(path: str) -> bool:
+    """``s3://...``, ``gs://...``, ``file://...``: read through a file system, not a path."""
+    return "://" in path
+
+
 def norm_path(path: str | os.PathLike[str]) -> str:
-    """Absolute local path; a URI (``s3://...``, ``gs://...``) stays as it is."""
+    """Absolute local path; a URI stays as it is."""
     path = os.fspath(path)
-    return path if "://" in path else os.path.abspath(path)
+    return path if is_uri(path) else os.path.abspath(path)
 
 
 def valid_colour(c: str) -> str:

@@ -179,35 +179,14 @@ class FolderProtoNet(MetaLearner):
             return pos, basis, zp
         return pool.derived(("space", self.beta, self.max_anchors, self.seed, self.proj_dim), make)
 
-    def _graph(self, pool: FolderPool, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(indices into the anchors of each pool image's ``knn`` most similar anchors,
-        itself excluded; the similarity of its k-th), in the compact space."""
-        def make():
-            pos, _, zp = self._space(pool, mean)
-            anchors = zp[pos]
-            k = min(self.knn, len(pos) - 1)
-            anchor_of = torch.full((len(pool),), -1, dtype=torch.long)
-            anchor_of[pos] = torch.arange(len(pos))
-            idx = torch.empty(len(pool), max(k, 0), dtype=torch.long)
-            kth = torch.full((len(pool),), float("inf"))
-            if k <= 0:
-                return idx, kth
-            for s in pool.chunks(size=2048):
-                sim = zp[s] @ anchors.T
-                own = anchor_of[s]
-                hit = (own >= 0).nonzero().flatten()
-                sim[hit, own[hit]] = -float("inf")  # not its own neighbour
-                top = sim.topk(k, dim=1)
-                idx[s], kth[s] = top.indices, top.values[:, -1]
-            return idx, kth
-        return pool.derived(("graph", self.beta, self.max_anchors, self.seed, self.proj_dim,
-                             self.knn), make)
-
-    def _sparse_graphs(self, pool: FolderPool, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The neighbour graph as two sparse CSR matrices, built once per folder: the
-        anchors' symmetrised kNN graph ``(W + W^T) / 2`` and every image's edges to its
-        anchors. A smoothing step is then one sparse product (0.15 ms for 20k anchors x 10
-        classes against 3.1 ms gathering the neighbours' rows, 2 threads)."""
+    def _graph(self, pool: FolderPool, mean: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Each pool image's ``knn`` most similar anchors (itself excluded), in the compact
+        space, built once per folder: (the similarity of each image's k-th neighbour, the
+        anchors' symmetrised kNN graph ``(W + W^T) / 2``, every image's edges to its
+        anchors), the graphs as sparse CSR matrices. A smoothing step is then one sparse
+        product (0.15 ms for 20k anchors x 10 classes against 3.1 ms gathering the
+        neighbours' rows, 2 threads)."""
         def csr(rows: torch.Tensor, cols: torch.Tensor, value: float, shape) -> torch.Tensor:  # noqa: ANN001
             coo = torch.sparse_coo_tensor(torch.stack([rows, cols]),
                                           torch.full((len(rows),), value), shape,
@@ -217,15 +196,28 @@ class FolderProtoNet(MetaLearner):
                 return coo.to_sparse_csr()
 
         def make():
-            pos, _, _ = self._space(pool, mean)
-            nbrs = self._graph(pool, mean)[0]
-            n, a, k = len(pool), len(pos), nbrs.shape[1]
-            rows, cols = torch.arange(a).repeat_interleave(k), nbrs[pos].reshape(-1)
-            anchors = csr(torch.cat([rows, cols]), torch.cat([cols, rows]), 0.5, (a, a))
-            images = csr(torch.arange(n).repeat_interleave(k), nbrs.reshape(-1), 1.0, (n, a))
-            return anchors, images
-        return pool.derived(("sparse graphs", self.beta, self.max_anchors, self.seed,
-                             self.proj_dim, self.knn), make)
+            pos, _, zp = self._space(pool, mean)
+            anchors = zp[pos]
+            n, a = len(pool), len(pos)
+            k = max(min(self.knn, a - 1), 0)
+            anchor_of = torch.full((n,), -1, dtype=torch.long)
+            anchor_of[pos] = torch.arange(a)
+            idx = torch.empty(n, k, dtype=torch.long)
+            kth = torch.full((n,), float("inf"))
+            if k > 0:
+                for s in pool.chunks(size=2048):
+                    sim = zp[s] @ anchors.T
+                    own = anchor_of[s]
+                    hit = (own >= 0).nonzero().flatten()
+                    sim[hit, own[hit]] = -float("inf")  # not its own neighbour
+                    top = sim.topk(k, dim=1)
+                    idx[s], kth[s] = top.indices, top.values[:, -1]
+            rows, cols = torch.arange(a).repeat_interleave(k), idx[pos].reshape(-1)
+            between = csr(torch.cat([rows, cols]), torch.cat([cols, rows]), 0.5, (a, a))
+            to_anchors = csr(torch.arange(n).repeat_interleave(k), idx.reshape(-1), 1.0, (n, a))
+            return kth, between, to_anchors
+        return pool.derived(("graph", self.beta, self.max_anchors, self.seed, self.proj_dim,
+                             self.knn), make)
 
     # -- the interface ------------------------------------------------------------------
     @torch.no_grad()
@@ -289,8 +281,7 @@ class FolderProtoNet(MetaLearner):
     def _smooth(self, adapted: FolderAdapted, pool: FolderPool, mean: torch.Tensor,
                 shots: float, support: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
         pos, _, zp = self._space(pool, mean)
-        kth = self._graph(pool, mean)[1]
-
+        kth, graph, to_anchors = self._graph(pool, mean)
         protos, k = adapted.prototypes, adapted.num_classes
         both = torch.cat([protos, support]) if self.support_edges else protos
         bias = (protos * protos).sum(1) + adapted.perp
@@ -305,7 +296,6 @@ class FolderProtoNet(MetaLearner):
                 return unary, 0.0
             return unary, (zz[:, k:] >= kth[rows][:, None]).to(onehot.dtype) @ onehot
 
-        graph, to_anchors = self._sparse_graphs(pool, mean)
         unary_a, near_a = unary_and_near(zp[pos], pos)
         # More examples, less need of the neighbours: weight / shots ** gamma.
         w = self.lam * self.tau / max(shots, 1.0) ** self.gamma
