@@ -197,6 +197,39 @@ class EfficientNetLite0Features(EfficientNetLiteFeatures):
         return {"name": "efficientnet_lite0"}
 
 
+class Concat(nn.Module):
+    """Several backbones side by side on one input, their features L2-normalised each and
+    concatenated, so that each part weighs the same whatever its scale. The model's input
+    is plain [0, 1] pixels (mean 0, std 1); each part normalises them its own way
+    (``mean``/``std`` a channel), e.g. ImageNet statistics for MobileNetV2 and
+    ``(x - 127) / 128`` for EfficientNet-Lite.
+
+    ``parts``: ``[{"backbone": {...}, "mean": [...], "std": [...]}, ...]``.
+    """
+
+    def __init__(self, parts: list[dict[str, Any]]) -> None:
+        super().__init__()
+        if len(parts) < 2:
+            raise ValueError("a concatenated backbone needs at least two parts")
+        self.parts = nn.ModuleList(build_backbone(p["backbone"]) for p in parts)
+        self.norms = [(tuple(p["mean"]), tuple(p["std"])) for p in parts]
+        for i, (mean, std) in enumerate(self.norms):
+            self.register_buffer(f"_mean{i}", torch.tensor(mean).view(1, -1, 1, 1), persistent=False)
+            self.register_buffer(f"_std{i}", torch.tensor(std).view(1, -1, 1, 1), persistent=False)
+        self.out_dim = sum(int(getattr(p, "out_dim", 0)) for p in self.parts) or None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = [nn.functional.normalize(part((x - getattr(self, f"_mean{i}"))
+                                             / getattr(self, f"_std{i}")), dim=1)
+                for i, part in enumerate(self.parts)]
+        return torch.cat(outs, 1)
+
+    def config(self) -> dict[str, Any]:
+        return {"name": "concat",
+                "parts": [{"backbone": part.config(), "mean": list(mean), "std": list(std)}
+                          for part, (mean, std) in zip(self.parts, self.norms)]}
+
+
 class Identity(nn.Module):
     """Backbone for learners that adapt the whole network themselves (full MAML):
     the "features" are the preprocessed images, flattened to ``(B, C*H*W)``.
@@ -230,6 +263,7 @@ BACKBONES: dict[str, type[nn.Module]] = {
     "efficientnet_lite0": EfficientNetLite0Features,
     "efficientnet_lite": EfficientNetLiteFeatures,
     "identity": Identity,
+    "concat": Concat,
 }
 
 

@@ -12,16 +12,33 @@ from typing import Sequence
 import numpy as np
 
 
+def to_bf16(x: np.ndarray) -> np.ndarray:
+    """float32 -> bfloat16, as its 16 bits (uint16), rounded to nearest even. Half the
+    memory of float32 with float32's range; ``app.core.scoring`` reads the bits as a torch
+    ``bfloat16`` tensor without a copy, and widening it back is a shift (as fast as
+    copying float32 rows, where float16 measured 3x slower on the CPU)."""
+    u = np.ascontiguousarray(x, np.float32).view(np.uint32)
+    return ((u + np.uint32(0x7FFF) + ((u >> np.uint32(16)) & np.uint32(1)))
+            >> np.uint32(16)).astype(np.uint16)
+
+
+def from_bf16(bits: np.ndarray) -> np.ndarray:
+    """bfloat16 bits (uint16) -> float32 (exact)."""
+    return (np.asarray(bits, np.uint16).astype(np.uint32) << np.uint32(16)).view(np.float32)
+
+
 class FeatureTable:
-    """Append-only map path -> float32 vector, kept in one growable matrix (capacity
+    """Append-only map path -> feature vector, kept in one growable matrix (capacity
     doubles), so streaming 100k rows in small batches costs O(n) and ``locate`` + fancy
-    indexing builds query matrices in milliseconds. Rows are never overwritten (a path
-    added again gets a new row), so a worker may read rows it was handed while the GUI
-    thread appends more."""
+    indexing builds query matrices in milliseconds. Rows are stored as bfloat16 (``to_bf16``:
+    100,000 x 2,560-d take 512 MB instead of 1 GB; relative rounding 2^-9, measured to
+    change no accuracy figure); ``get`` and ``gather`` give float32. Rows are never
+    overwritten (a path added again gets a new row), so a worker may read rows it was
+    handed while the GUI thread appends more."""
 
     def __init__(self) -> None:
         self._index: dict[str, int] = {}
-        self._buf = np.zeros((0, 0), np.float32)
+        self._buf = np.zeros((0, 0), np.uint16)
         self._rows = 0
         self.dim: int | None = None
 
@@ -47,22 +64,23 @@ class FeatureTable:
         need = self._rows + feats.shape[0]
         if need > self._buf.shape[0]:
             cap = max(need, 2 * self._buf.shape[0], 1024)
-            buf = np.empty((cap, self.dim), np.float32)
+            buf = np.empty((cap, self.dim), np.uint16)
             if self._rows:
                 buf[:self._rows] = self._buf[:self._rows]
             self._buf = buf  # old buffer stays valid for whoever still holds it
-        self._buf[self._rows:need] = feats
+        self._buf[self._rows:need] = to_bf16(feats)
         for i, p in enumerate(paths):
             self._index[p] = self._rows + i
         self._rows = need
 
     def matrix(self) -> np.ndarray:
-        """All rows so far (a view; rows may include superseded vectors)."""
-        return self._buf[:self._rows] if self.dim is not None else np.zeros((0, 0), np.float32)
+        """All rows so far as bfloat16 bits (uint16; a view; rows may include superseded
+        vectors). ``app.core.scoring`` takes it as is."""
+        return self._buf[:self._rows] if self.dim is not None else np.zeros((0, 0), np.uint16)
 
     def get(self, path: str) -> np.ndarray | None:
         i = self._index.get(path)
-        return None if i is None else self._buf[i]
+        return None if i is None else from_bf16(self._buf[i])
 
     def rename(self, old: str, new: str) -> None:
         """The file moved: its vector now answers to ``new``."""
@@ -78,10 +96,10 @@ class FeatureTable:
         return pos, rows[pos]
 
     def gather(self, paths: Sequence[str]) -> tuple[list[str], np.ndarray]:
-        """(the paths that have features, their (n, D) matrix), in the given order."""
+        """(the paths that have features, their (n, D) float32 matrix), in the given order."""
         paths = list(paths)
         pos, rows = self.locate(paths)
-        return [paths[i] for i in pos], self.matrix()[rows]
+        return [paths[i] for i in pos], from_bf16(self.matrix()[rows])
 
 
 @dataclass
@@ -104,6 +122,7 @@ class ScoreJob:
     example_labels: np.ndarray
     query_paths: list[str]
     query_feats: np.ndarray                   # the queries, or a matrix holding them at query_rows
+                                              # (float32, or bfloat16 bits as FeatureTable keeps them)
     query_rows: np.ndarray | None = None      # rows of query_feats, in query_paths order
     image_positions: np.ndarray | None = None  # positions of query_paths in the session's images
     folder_epoch: int = -1

@@ -103,3 +103,50 @@ def test_onnx_export_matches_pytorch(tmp_path):
     out = ort_bb(x.numpy())
     assert out.shape == ref.shape and np.abs(ref).max() > 1e-3
     assert max_relative_error(out, ref) < 1e-4
+
+
+def _concat(seed: int = 3):
+    from app.core.backbones import Concat
+
+    torch.manual_seed(seed)
+    bb = Concat([{"backbone": {"name": "conv4", "in_channels": 3, "hidden": 8, "out_channels": 8},
+                  "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+                 {"backbone": {"name": "efficientnet_lite", "variant": 1},
+                  "mean": [0.5] * 3, "std": [0.5] * 3}])
+    _randomise_batchnorm(bb, seed)
+    return bb.eval()
+
+
+def test_concat_normalises_each_part_its_own_way_and_joins_unit_vectors():
+    bb = _concat()
+    x = torch.rand(2, 3, 48, 48)  # plain [0, 1] pixels
+    with torch.no_grad():
+        out = bb(x)
+        a = bb.parts[0]((x - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+                        / torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+        b = bb.parts[1]((x - 0.5) / 0.5)
+    assert out.shape == (2, a.shape[1] + 1280)
+    assert torch.allclose(out[:, :a.shape[1]], torch.nn.functional.normalize(a, dim=1), atol=1e-6)
+    assert torch.allclose(out[:, a.shape[1]:], torch.nn.functional.normalize(b, dim=1), atol=1e-6)
+    with pytest.raises(ValueError, match="at least two"):
+        build_backbone({"name": "concat", "parts": bb.config()["parts"][:1]})
+
+
+def test_concat_survives_a_checkpoint_and_onnx(tmp_path):
+    bb = _concat()
+    spec = InputSpec(size=(48, 48), mean=(0.0,) * 3, std=(1.0,) * 3, resize="center_crop",
+                     crop_fraction=1.0)
+    model = FewShotModel(bb, {"protonet": ProtoNet()}, spec).eval()
+    save_checkpoint(model, tmp_path / "dual", {})
+    loaded, card = load_checkpoint(tmp_path / "dual")
+    assert [p["backbone"]["name"] for p in card["architecture"]["backbone"]["parts"]] == \
+        ["conv4", "efficientnet_lite"]
+    x = torch.rand(3, 3, 48, 48)
+    with torch.no_grad():
+        ref = model.features(x)
+        assert torch.allclose(loaded.features(x), ref, atol=1e-5)
+    pytest.importorskip("onnxruntime")
+    from app.core.onnx_backend import OnnxBackbone, max_relative_error
+
+    out = OnnxBackbone.for_model(loaded, tmp_path, threads=1, run_batch=2)(x.numpy())
+    assert max_relative_error(out, ref.numpy()) < 1e-4
