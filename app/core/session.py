@@ -70,7 +70,7 @@ from .records import (PALETTE, UNKNOWN, ClassInfo, Example, Prediction, ResultRo
                       norm_path as _norm, valid_colour as _valid_colour)
 from .scan import ImageRecord
 from .errors import Cancelled, ScoringError
-from .jobs import FeatureTable, ScoreJob, ScoreOutcome
+from .jobs import FeatureTable, ScoreJob, ScoreOutcome, from_bf16
 
 
 class Session(SessionEdits):
@@ -279,6 +279,22 @@ class Session(SessionEdits):
             self._emit(Topic.PREDICTIONS, [self.images[i] for i in positions])
 
     # -- results ------------------------------------------------------------------------
+    def suggestions(self, k: int = 24) -> list[str]:
+        """Label these next: up to ``k`` folder images whose labels would help the model
+        most (unsure, typical of many others, unlike each other; ``app.core.suggest``),
+        best first. Examples and images without features are never suggested."""
+        from .suggest import suggest
+
+        pos, rows = self.features.locate(self.images)
+        if len(pos) == 0:
+            return []
+        examples = {e.path for e in self._examples.values()}
+        labelled = np.fromiter((self.images[i] in examples for i in pos), bool, len(pos))
+        matrix = self.features.matrix()
+        picks = suggest(lambda idx: from_bf16(matrix[rows[idx]]), self._pred_conf[pos],
+                        labelled, k)
+        return [self.images[pos[i]] for i in picks]
+
     def prediction(self, path: str) -> Prediction:
         path = _norm(path)
         ex = self._examples.get(path)

@@ -33,6 +33,7 @@ class Slots:
     settings: Callable[[], object]
     recover: Callable[[], object]
     fill_recent: Callable[[QMenu], object]
+    label_next: Callable[[], object]
 
 
 @dataclass
@@ -52,13 +53,15 @@ class WindowActions:
     settings: QAction
     problems: QAction
     recover: QAction
+    label_next: QAction
     recent_menu: QMenu
     method_combo: QComboBox
 
     def need_session(self) -> tuple[QAction, ...]:
         """The actions that wait for the session (disabled until it exists)."""
         return (self.open, self.open_project, self.save, self.save_as, self.export, self.copy,
-                self.move, self.add_class, self.classify, self.settings, self.recover)
+                self.move, self.add_class, self.classify, self.settings, self.recover,
+                self.label_next)
 
 
 def make_action(w: QMainWindow, text: str, slot: Callable[[], object], shortcut=None,  # noqa: ANN001
@@ -99,6 +102,7 @@ def build_actions(w: QMainWindow, do: Slots, problems: QDockWidget) -> WindowAct
         settings=act("&Settings...", do.settings, "Ctrl+,", "settings"),
         problems=problems_action,
         recover=QAction("Open the autosaved session", w),
+        label_next=act("&Label these next", do.label_next, "Ctrl+L"),
         recent_menu=QMenu("Recent projects", w),
         method_combo=QComboBox(w))
     acts.recover.triggered.connect(lambda _=False: do.recover())
@@ -112,6 +116,9 @@ def build_actions(w: QMainWindow, do: Slots, problems: QDockWidget) -> WindowAct
     for a in (acts.undo, acts.redo, None, acts.add_class):
         m.addSeparator() if a is None else m.addAction(a)
     m = mb.addMenu("&View")
+    acts.label_next.setToolTip("Show the images whose labels would help the model most; "
+                               "label them with 1-9")
+    m.addAction(acts.label_next)
     m.addAction(acts.problems)
     m.addAction(acts.classify)
     tb = w.addToolBar("Main")

@@ -47,6 +47,7 @@ class Filter(IntEnum):
     UNKNOWN = -102
     EXAMPLES = -103
     PROBLEMS = -104
+    SUGGESTED = -105    # "Label these next", in the queue's order
     # >= 0: a class index
 
 
@@ -81,6 +82,7 @@ class ImageListModel(QAbstractListModel):
         self.view = np.zeros(0, np.int64)        # model row -> source row
         self.inverse = np.zeros(0, np.int64)     # source row -> model row or -1
         self.thumbnails = None                   # ThumbnailCache, set by the grid
+        self.suggest = None                      # () -> source rows to label next (binder)
         self._last_view = 0.0
         self._view_timer = QTimer(self)
         self._view_timer.setSingleShot(True)
@@ -196,6 +198,8 @@ class ImageListModel(QAbstractListModel):
             idx = np.flatnonzero((self.source == Source.EXAMPLE) | (self.source == Source.CORRECTED))
         elif f == Filter.PROBLEMS:
             idx = np.flatnonzero(self.source == Source.PROBLEM)
+        elif f == Filter.SUGGESTED:  # already in the order to label them
+            return np.asarray(self.suggest() if self.suggest else [], np.int64)
         else:
             idx = np.flatnonzero(self.label == f)
         if self.sort != Sort.NAME and len(idx):

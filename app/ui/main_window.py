@@ -23,7 +23,7 @@ from .engine import Engine, LoadedModel, available_devices
 from .file_ops import FileOps
 from .icons import app_icon, icon
 from .image_grid import ImageGrid
-from .image_model import ImageListModel
+from .image_model import Filter, ImageListModel
 from .problems_view import ProblemsView
 from .review_bar import ReviewBar
 from .session_binder import SessionBinder
@@ -68,7 +68,8 @@ class MainWindow(QMainWindow):
             copy_to_folders=lambda: f.to_folders("copy"), move_to_folders=lambda: f.to_folders("move"),
             quit=self.close, undo=self.undo, redo=self.redo, add_class=self.ask_add_class,
             classify=self.engine.resume, settings=self.show_settings,
-            recover=f.recover_autosave, fill_recent=self._fill_recent), self.problems)
+            recover=f.recover_autosave, fill_recent=self._fill_recent,
+            label_next=lambda: self.review.show_filter(Filter.SUGGESTED)), self.problems)
         self._connect()
         self._set_enabled(False)
         g = self.settings.geometry()

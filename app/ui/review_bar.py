@@ -8,7 +8,8 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSizePolicy, QSlid
 from .image_model import ClassStyle, Filter, Sort
 from .icons import colour_icon
 
-FIXED_FILTERS = [("All images", Filter.ALL), ("Unknown (below threshold)", Filter.UNKNOWN),
+FIXED_FILTERS = [("All images", Filter.ALL), ("Label these next", Filter.SUGGESTED),
+                 ("Unknown (below threshold)", Filter.UNKNOWN),
                  ("Examples and corrections", Filter.EXAMPLES),
                  ("Not classified yet", Filter.PENDING), ("Problems (skipped)", Filter.PROBLEMS)]
 SORTS = [("File name", Sort.NAME), ("Least confident first", Sort.LEAST_CONFIDENT),
@@ -60,6 +61,10 @@ class ReviewBar(QWidget):
         self._programmatic = False
         self.set_threshold(0.0)
 
+    def show_filter(self, filter_: int) -> None:
+        """Pick a filter as if chosen in the list (emits ``filterChanged``)."""
+        self.filter.setCurrentIndex(max(0, self.filter.findData(int(filter_))))
+
     def current_filter(self) -> int:
         v = self.filter.currentData()
         return int(v) if v is not None else int(Filter.ALL)
@@ -70,11 +75,11 @@ class ReviewBar(QWidget):
         current = self.filter.currentData()
         self.filter.blockSignals(True)
         self.filter.clear()
-        for text, v in FIXED_FILTERS[:1]:
+        for text, v in FIXED_FILTERS[:2]:
             self.filter.addItem(text, int(v))
         for k, c in enumerate(classes):
             self.filter.addItem(colour_icon(c.color), f"{c.name}", k)
-        for text, v in FIXED_FILTERS[1:]:
+        for text, v in FIXED_FILTERS[2:]:
             self.filter.addItem(text, int(v))
         i = self.filter.findData(current)
         self.filter.setCurrentIndex(max(0, i))

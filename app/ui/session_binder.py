@@ -62,8 +62,14 @@ class SessionBinder(QObject):
         self._timer.setInterval(120)
         self._timer.timeout.connect(self.flush)
         self._unsubscribe: Callable[[], None] = session.subscribe(self._on_event)
+        model.suggest = self.suggested_rows
         self._dirty.update({Topic.FOLDER, Topic.CLASSES, Topic.EXAMPLES, Topic.PROBLEMS})
         self.flush()
+
+    def suggested_rows(self) -> list[int]:
+        """The grid rows of "Label these next" (the session's queue), best first."""
+        row_of = self.model.row_of
+        return [row_of[p] for p in self.session.suggestions() if p in row_of]
 
     def detach(self) -> None:
         self._unsubscribe()

@@ -179,3 +179,24 @@ def test_context_menu_assigns_the_selection(make_window, qtbot, tmp_path):
     wait_idle(qtbot, w)
     assert all(w.session.example(p).class_id == blue.id for p in reds)
     assert all(w.session.example(p).source == "corrected" for p in reds)
+
+
+def test_label_these_next_lists_the_queue_and_a_digit_key_labels_from_it(make_window, qtbot,
+                                                                         tmp_path):
+    w, red, blue, truth = _setup(make_window, qtbot, tmp_path, n=6)
+    m = w.image_model
+    w.acts.label_next.trigger()                      # Ctrl+L
+    assert w.review.current_filter() == int(Filter.SUGGESTED)
+    queue = w.session.suggestions()
+    assert queue and [m.path_at(r) for r in range(m.rowCount())] == queue
+    assert not {e.path for e in w.session.examples} & set(queue)
+    first = m.path_at(0)
+    w.grid.select_paths([first])
+    qtbot.keyClick(w.grid, Qt.Key.Key_2 if truth[first] == "blue" else Qt.Key.Key_1)
+    wait_idle(qtbot, w)
+    assert w.session.example(first) is not None       # labelled: it leaves the queue
+    qtbot.waitUntil(lambda: first not in {m.path_at(r) for r in range(m.rowCount())})
+    w.undo()
+    wait_idle(qtbot, w)
+    assert w.session.example(first) is None
+    qtbot.waitUntil(lambda: first in {m.path_at(r) for r in range(m.rowCount())})
