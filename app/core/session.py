@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import replace
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -279,20 +279,26 @@ class Session(SessionEdits):
             self._emit(Topic.PREDICTIONS, [self.images[i] for i in positions])
 
     # -- results ------------------------------------------------------------------------
+    def feature_reader(self, paths: Sequence[str]
+                       ) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+        """(positions in ``paths`` that have features, ``rows(i)``: the float32 features of
+        those positions' entries ``i``), read from the stored rows only when asked."""
+        pos, rows = self.features.locate(paths)
+        matrix = self.features.matrix()
+        return pos, lambda i: from_bf16(matrix[rows[i]])
+
     def suggestions(self, k: int = 24) -> list[str]:
         """Label these next: up to ``k`` folder images whose labels would help the model
         most (unsure, typical of many others, unlike each other; ``app.core.suggest``),
         best first. Examples and images without features are never suggested."""
         from .suggest import suggest
 
-        pos, rows = self.features.locate(self.images)
+        pos, rows = self.feature_reader(self.images)
         if len(pos) == 0:
             return []
         examples = {e.path for e in self._examples.values()}
         labelled = np.fromiter((self.images[i] in examples for i in pos), bool, len(pos))
-        matrix = self.features.matrix()
-        picks = suggest(lambda idx: from_bf16(matrix[rows[idx]]), self._pred_conf[pos],
-                        labelled, k)
+        picks = suggest(rows, self._pred_conf[pos], labelled, k)
         return [self.images[pos[i]] for i in picks]
 
     def prediction(self, path: str) -> Prediction:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, QPoint, QRect, QSize, Qt, Signal
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QModelIndex, QPoint, QRect, QSize, Qt, Signal
 from PySide6.QtGui import QAction, QColor, QFont, QKeyEvent, QPainter, QPen
 from PySide6.QtWidgets import (QAbstractItemView, QListView, QMenu, QStyle,
                                QStyledItemDelegate, QStyleOptionViewItem, QWidget)
@@ -181,14 +181,16 @@ class ImageGrid(QListView):
 
     def select_paths(self, paths: list[str]) -> None:
         sm = self.selectionModel()
-        sm.clearSelection()
+        selection = QItemSelection()
         first = None
         for p in paths:
             r = self.image_model.model_row(p)
             if r >= 0:
                 ix = self.image_model.index(r)
-                sm.select(ix, QItemSelectionModel.SelectionFlag.Select)
+                selection.select(ix, ix)
                 first = first or ix
+        # one change for the whole set (a lasso on the map may hand over thousands)
+        sm.select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect)
         if first is not None:
             sm.setCurrentIndex(first, QItemSelectionModel.SelectionFlag.NoUpdate)
             self.scrollTo(first)

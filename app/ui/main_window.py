@@ -12,7 +12,8 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtCore import QUrl
 from PySide6.QtGui import QCloseEvent, QDesktopServices
 from PySide6.QtWidgets import (QInputDialog, QLabel, QMainWindow, QMessageBox,
-                               QPushButton, QSplitter, QStackedWidget, QVBoxLayout, QWidget)
+                               QPushButton, QSplitter, QStackedWidget, QTabWidget, QVBoxLayout,
+                               QWidget)
 
 from ..core.events import SessionEvent, Topic
 from ..core.scan import expand_paths
@@ -24,6 +25,8 @@ from .file_ops import FileOps
 from .icons import app_icon, icon
 from .image_grid import ImageGrid
 from .image_model import Filter, ImageListModel
+from .map_controller import MapController
+from .map_view import MapView
 from .problems_view import ProblemsView
 from .review_bar import ReviewBar
 from .session_binder import SessionBinder
@@ -51,6 +54,7 @@ class MainWindow(QMainWindow):
         self.thumbnails = ThumbnailCache(parent=self)
         self.image_model = ImageListModel(self)
         self.grid = ImageGrid(self.image_model, self.thumbnails, self)
+        self.map = MapView(self.image_model, self.thumbnails, self)
         self.class_panel = ClassPanel(self.thumbnails, self)
         self.review = ReviewBar(self)
         self.problems = ProblemsView(self)
@@ -60,6 +64,9 @@ class MainWindow(QMainWindow):
         self.setStatusBar(self.status)
         self.engine = Engine(cache_path, self)
         self.files = FileOps(self, self.engine, self.settings, lambda: self.session)
+        self.map_control = MapController(
+            self.map, lambda: self.session,
+            lambda: self.engine.loaded.embedder.model_key if self.engine.loaded else None, parent=self)
         self._build_layout()
         f = self.files
         self.acts = build_actions(self, Slots(
@@ -104,7 +111,14 @@ class MainWindow(QMainWindow):
         wl.addWidget(self.open_button, 0, Qt.AlignmentFlag.AlignCenter)
         wl.addStretch(1)
         self.stack.addWidget(welcome)
-        self.stack.addWidget(self.grid)
+        self.views = QTabWidget(self.stack)
+        self.views.setObjectName("views")
+        self.views.setDocumentMode(True)
+        self.views.addTab(self.grid, "Grid")
+        self.views.addTab(self.map, "Map")
+        self.views.setTabToolTip(1, "Every image as a point, similar images close together: "
+                                    "lasso a group and press 1-9 to label it")
+        self.stack.addWidget(self.views)
         lay.addWidget(self.stack)
         split = QSplitter(self)
         split.addWidget(self.class_panel)
@@ -130,7 +144,7 @@ class MainWindow(QMainWindow):
         self.files.idle.connect(lambda msg: self.status.finish(msg, 0 if msg else 5000))
         self.files.message.connect(lambda m: self.status.showMessage(m, 8000))
         self.files.projectChanged.connect(lambda _: self._update_title())
-        self.files.folderOpened.connect(lambda _: self.stack.setCurrentWidget(self.grid))
+        self.files.folderOpened.connect(lambda _: self.stack.setCurrentWidget(self.views))
         cp.addClassRequested.connect(self.ask_add_class)
         cp.filesDropped.connect(self.add_examples)
         cp.renameRequested.connect(lambda cid, name: self._edit(lambda s: s.rename_class(cid, name)))
@@ -138,6 +152,8 @@ class MainWindow(QMainWindow):
         cp.deleteRequested.connect(self.delete_class)
         cp.removeExamplesRequested.connect(lambda paths: self._edit(lambda s: s.remove_examples(paths)))
         g.assignRequested.connect(self.assign_rows)
+        self.map.assignRequested.connect(self.assign_rows)
+        self.map_control.follow(g, self.views, e.idle)
         g.removeRequested.connect(self.remove_rows)
         g.folderDropped.connect(lambda p: self.files.open_folder(p))
         g.openRequested.connect(lambda p: QDesktopServices.openUrl(QUrl.fromLocalFile(p)))
@@ -376,6 +392,7 @@ class MainWindow(QMainWindow):
         self.settings.set_geometry(self.saveGeometry(), self.saveState())
         self.settings.sync()
         self.engine.shutdown()
+        self.map_control.shutdown()
         self.thumbnails.wait(5000)
         if self.binder is not None:
             self.binder.detach()

@@ -44,7 +44,7 @@ def test_rename_recolour_and_refused_names(make_window, qtbot, monkeypatch):
 def test_folder_dropped_on_grid_opens_it(make_window, qtbot, tmp_path):
     w = make_window()
     truth = coloured_folder(tmp_path / "photos", 2, 2)
-    w.stack.setCurrentWidget(w.grid)
+    w.stack.setCurrentWidget(w.views)
     drop_files(w.grid, [tmp_path / "photos"])
     qtbot.waitUntil(lambda: sorted(w.image_model.paths) == sorted(truth), timeout=10_000)
     assert w.settings.last_folder == str(tmp_path / "photos")
@@ -129,7 +129,7 @@ def test_folder_given_on_the_command_line_opens_after_the_model(make_window, qtb
     truth = coloured_folder(tmp_path / "photos", 1, 2)
     w = make_window(folder=str(tmp_path / "photos"))
     qtbot.waitUntil(lambda: sorted(w.image_model.paths) == sorted(truth), timeout=10_000)
-    assert w.stack.currentWidget() is w.grid
+    assert w.stack.currentWidget() is w.views
 
 
 def test_a_model_that_does_not_load_is_a_message_not_a_crash(qtbot, tmp_path):
