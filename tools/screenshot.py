@@ -1,6 +1,7 @@
-"""Make the README screenshot: the real window classifying a folder of clothing photos.
+"""Make the README screenshots: the real window classifying a folder of clothing photos.
 
     QT_QPA_PLATFORM=offscreen python tools/screenshot.py [--model PATH] [--out resources/screenshot.png]
+    QT_QPA_PLATFORM=offscreen python tools/screenshot.py --view map --out resources/screenshot-map.png
 
 It builds a throw-away folder of links to ``clothing-small/test`` images (neutral file
 names), adds a few ``train`` images per class as examples through the same calls the drop
@@ -33,6 +34,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     ap.add_argument("--per-class", type=int, default=30, help="test images per class")
     ap.add_argument("--size", default="1400x860")
     ap.add_argument("--sort", choices=("name", "least", "most"), default="name")
+    ap.add_argument("--view", choices=("grid", "map"), default="grid",
+                    help="map: the Map tab, with the queue's images selected")
     ap.add_argument("--out", default=str(REPO / "resources" / "screenshot.png"))
     ap.add_argument("--timeout", type=float, default=900.0)
     return ap.parse_args(argv)
@@ -122,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     w.review.sort.setCurrentIndex(w.review.sort.findData(int(sort)))
     w.grid.setFocus()
     w.grid.select_paths([w.image_model.path_at(2)])
+    if args.view == "map":
+        w.views.setCurrentWidget(w.map)
+        wait(app, lambda: len(w.map.mapped()) == len(s.images) and not w.map_control.busy,
+             args.timeout, "the map")
+        w.grid.select_paths(s.suggestions(8))
     end = time.monotonic() + 3.0  # let the visible thumbnails arrive
     while time.monotonic() < end:
         app.processEvents()

@@ -224,9 +224,10 @@ class MapView(QWidget):
             item = pg.ScatterPlotItem(size=5, pen=None, pxMode=True)
             self.view.addItem(item)
             self._items.append(item)
+        size = 8 if len(rows) < 2000 else 5 if len(rows) < 20000 else 3  # dense maps: smaller
         for item, (colour, idx) in zip(self._items, groups):
             item.setData(x=self.xy[idx, 0], y=self.xy[idx, 1], brush=pg.mkBrush(colour),
-                         pen=None, size=5)
+                         pen=None, size=size)
         for item in self._items[len(groups):]:
             item.setData(x=[], y=[])
         brushes = [pg.mkBrush(m.classes[l].color) if 0 <= l < len(m.classes) else pg.mkBrush(GREY)
