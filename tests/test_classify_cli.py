@@ -155,6 +155,8 @@ def test_default_model_prefers_the_photo_model(tmp_path, capsys, monkeypatch):
     assert defaults.default_model_path(pre) == pre / "omniglot-protonet-conv4"
     save_tiny_model(pre, "photo-mobilenetv2")
     assert defaults.default_model_path(pre) == pre / "photo-mobilenetv2"
+    save_tiny_model(pre, "photo-mobilenetv2-lite1")
+    assert defaults.default_model_path(pre) == pre / "photo-mobilenetv2-lite1"
     # classify without --model uses it
     monkeypatch.setattr(defaults, "PRETRAINED_DIR", pre)
     _, support, photos, truth, _ = _setup(tmp_path)

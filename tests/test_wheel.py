@@ -22,7 +22,7 @@ import pytest
 from tests.imaging_helpers import solid
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULT_MODEL = "photo-mobilenetv2"  # app/core/defaults.py PREFERENCE[0]
+DEFAULT_MODEL = "photo-mobilenetv2-lite1"  # app/core/defaults.py PREFERENCE[0]
 OWN = ("app", "fewshot_label", "_editable_impl_fewshot_label", "__editable__")
 
 WINDOW_SMOKE = r"""

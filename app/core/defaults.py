@@ -14,7 +14,8 @@ PRETRAINED_DIR = bundled_dir("pretrained")
 
 # Preference order: checkpoint names under pretrained/ (NAME.json + NAME.safetensors).
 PREFERENCE = (
-    "photo-mobilenetv2",          # chosen on the multi-domain suite (README "Shipped models")
+    "photo-mobilenetv2-lite1",    # chosen on the multi-domain suite (README "Shipped models")
+    "photo-mobilenetv2",          # the previous default: 3x faster to embed, 1.5-2 points lower
     "photo-efficientnet-lite0",
     "photo-protonet-mobilenetv2",
     "omniglot-protonet-conv4",

