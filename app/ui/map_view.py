@@ -166,8 +166,12 @@ class MapView(QWidget):
         self._selection = pg.ScatterPlotItem(size=12, brush=None,
                                              pen=pg.mkPen("#1565c0", width=2), pxMode=True)
         self._selection.setZValue(20)
+        self._queue = pg.ScatterPlotItem(size=14, brush=None, symbol="star",
+                                         pen=pg.mkPen("#ff6f00", width=2), pxMode=True)
+        self._queue.setZValue(15)
         self.view.addItem(self._examples)
         self.view.addItem(self._selection)
+        self.view.addItem(self._queue)
         self.view.lassoFinished.connect(self._lasso)
         self.view.clicked.connect(self._click)
         self.view.hovered.connect(self._hover)
@@ -233,6 +237,11 @@ class MapView(QWidget):
         brushes = [pg.mkBrush(m.classes[l].color) if 0 <= l < len(m.classes) else pg.mkBrush(GREY)
                    for l in (m.label[sure] if len(sure) else [])]
         self._examples.setData(x=self.xy[sure, 0], y=self.xy[sure, 1], brush=brushes or None)
+        # "Label these next" (the grid's queue), starred, once the model has labelled
+        queue = np.asarray(m.suggest() if m.suggest and len(rows) and len(sure) < len(rows)
+                           else [], np.int64)
+        queue = queue[~np.isnan(self.xy[queue, 0])] if len(queue) else queue
+        self._queue.setData(x=self.xy[queue, 0], y=self.xy[queue, 1])
         self._show_selection()
         self.info.setText(self._info_text(len(rows)))
 
@@ -242,8 +251,8 @@ class MapView(QWidget):
             return "Open a folder to see its map."
         if not mapped:
             return "The map appears once the images are embedded."
-        return (f"{mapped:,} of {n:,} images mapped · drag: lasso · Shift+drag: pan · "
-                f"wheel: zoom · 1-9: assign")
+        return (f"{mapped:,} of {n:,} images mapped · ☆ label these next · drag: lasso · "
+                f"Shift+drag: pan · wheel: zoom · 1-9: assign")
 
     # progress of the projection (driven by the window) ----------------------------------
     def begin(self) -> None:

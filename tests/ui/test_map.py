@@ -58,6 +58,13 @@ def test_lasso_selects_in_map_and_grid_and_a_digit_assigns_with_undo(make_window
     w, truth = _window_with_map(make_window, qtbot, tmp_path)
     m, view = w.image_model, w.map
     xy = view.xy
+    # the review queue is starred on the map
+    view.recolour()
+    queue = [m.row_of[p] for p in w.session.suggestions()]
+    starred = {(round(float(a), 4), round(float(b), 4)) for a, b in
+               zip(view._queue.data["x"], view._queue.data["y"])}
+    assert queue and starred == {(round(float(xy[r, 0]), 4), round(float(xy[r, 1]), 4))
+                                 for r in queue}
     # a lasso around the left half of the map
     lo, hi = xy.min(0) - 1, xy.max(0) + 1
     mid = float(np.median(xy[:, 0]))
