@@ -31,8 +31,8 @@ class FeatureTable:
     """Append-only map path -> feature vector, kept in one growable matrix (capacity
     doubles), so streaming 100k rows in small batches costs O(n) and ``locate`` + fancy
     indexing builds query matrices in milliseconds. Rows are stored as bfloat16 (``to_bf16``:
-    100,000 x 2,560-d take 512 MB instead of 1 GB; relative rounding 2^-9, measured to
-    change no accuracy figure); ``get`` and ``gather`` give float32. Rows are never
+    100,000 x 2,560-d take 512 MB instead of 1 GB; relative rounding 2^-9, measured to move
+    suite accuracy by at most 0.01 points); ``get`` and ``gather`` give float32. Rows are never
     overwritten (a path added again gets a new row), so a worker may read rows it was
     handed while the GUI thread appends more."""
 
