@@ -17,9 +17,8 @@ from ..core.export import apply_plan, plan_files, write_csv
 from ..core.project import ProjectError, apply_project, load_project, save_project
 from ..core.scan import scan
 from ..core.session import Session
-from .engine import Engine
 from .settings import AppSettings
-from .workers import Job, JobContext
+from .workers import Job, JobContext, JobRunner
 
 log = logging.getLogger(__name__)
 PROJECT_FILTER = "Labeling projects (*.fsproj.json *.json)"
@@ -34,18 +33,21 @@ def autosave_path() -> Path:
 
 
 class FileOps(QObject):
-    folderOpened = Signal(str)
+    """Runs its jobs (scans, copies and moves) on its own ``runner``; the window connects
+    ``folderOpened`` and ``projectLoaded`` to the engine (embedding and scoring)."""
+    folderOpened = Signal(str)     # a scanned folder is the session's now
+    projectLoaded = Signal()       # a project's classes and examples are the session's now
     projectChanged = Signal(str)   # project file path ("" for none)
     message = Signal(str)
     failed = Signal(str, str)      # title, message
     busy = Signal(str, int, bool)  # like Engine.busy: task text, total (0 = unknown), cancellable
     idle = Signal(str)             # like Engine.idle: message for the status bar
 
-    def __init__(self, window: QWidget, engine: Engine, settings: AppSettings,
+    def __init__(self, window: QWidget, settings: AppSettings,
                  session_getter: Callable[[], "Session | None"]) -> None:
         super().__init__(window)
         self.window = window
-        self.engine = engine
+        self.runner = JobRunner(2, self)
         self.settings = settings
         self._session = session_getter
         self.project_path: str | None = None
@@ -79,7 +81,7 @@ class FileOps(QObject):
         job.signals.error.connect(lambda m: self.failed.emit("Cannot open the folder", m))
         job.signals.cancelled.connect(lambda: self.idle.emit("Scan cancelled"))
         self.busy.emit(f"Scanning {folder}...", 0, True)
-        self.engine.runner.start(job)
+        self.runner.start(job)
 
     def _scanned(self, folder: str, result) -> None:  # noqa: ANN001
         s = self._session()
@@ -99,7 +101,6 @@ class FileOps(QObject):
         n = len(result.records)
         self.idle.emit(f"{n:,} image{'s' * (n != 1)} in {folder}")
         self.folderOpened.emit(folder)
-        self.engine.restart()
 
     def recover_autosave(self) -> None:
         p = autosave_path()
@@ -164,9 +165,12 @@ class FileOps(QObject):
             self.open_folder(data.folder)
         else:
             s.set_folder(None, [])
-        self.engine.resume()
-        self.engine.schedule_rescore()
+        self.projectLoaded.emit()
         return True
+
+    def shutdown(self, msecs: int = 5000) -> None:
+        self.runner.cancel_all()
+        self.runner.wait(msecs)
 
     def set_autosave_minutes(self, minutes: int) -> None:
         if minutes > 0:
@@ -238,7 +242,7 @@ class FileOps(QObject):
         job.signals.result.connect(lambda rep: self._files_done(rep, mode))
         job.signals.error.connect(lambda m: self.failed.emit(f"{mode.title()} failed", m))
         self.busy.emit(f"{mode.title()}ing {len(plan.ops):,} files...", 0, True)
-        self.engine.runner.start(job)
+        self.runner.start(job)
         return job
 
     def _files_done(self, report, mode: str) -> None:  # noqa: ANN001

@@ -63,7 +63,7 @@ class MainWindow(QMainWindow):
         self.status = ProgressStatusBar(self)
         self.setStatusBar(self.status)
         self.engine = Engine(cache_path, self)
-        self.files = FileOps(self, self.engine, self.settings, lambda: self.session)
+        self.files = FileOps(self, self.settings, lambda: self.session)
         self.map_control = MapController(
             self.map, lambda: self.session,
             lambda: self.engine.loaded.embedder.model_key if self.engine.loaded else None, parent=self)
@@ -112,12 +112,9 @@ class MainWindow(QMainWindow):
         wl.addStretch(1)
         self.stack.addWidget(welcome)
         self.views = QTabWidget(self.stack)
-        self.views.setObjectName("views")
         self.views.setDocumentMode(True)
         self.views.addTab(self.grid, "Grid")
-        self.views.addTab(self.map, "Map")
-        self.views.setTabToolTip(1, "Every image as a point, similar images close together: "
-                                    "lasso a group and press 1-9 to label it")
+        self.views.setTabToolTip(self.views.addTab(self.map, "Map"), MapView.TAB_TIP)
         self.stack.addWidget(self.views)
         lay.addWidget(self.stack)
         split = QSplitter(self)
@@ -144,7 +141,8 @@ class MainWindow(QMainWindow):
         self.files.idle.connect(lambda msg: self.status.finish(msg, 0 if msg else 5000))
         self.files.message.connect(lambda m: self.status.showMessage(m, 8000))
         self.files.projectChanged.connect(lambda _: self._update_title())
-        self.files.folderOpened.connect(lambda _: self.stack.setCurrentWidget(self.views))
+        self.files.folderOpened.connect(lambda _: (self.stack.setCurrentWidget(self.views), e.restart()))
+        self.files.projectLoaded.connect(lambda: (e.resume(), e.schedule_rescore()))
         cp.addClassRequested.connect(self.ask_add_class)
         cp.filesDropped.connect(self.add_examples)
         cp.renameRequested.connect(lambda cid, name: self._edit(lambda s: s.rename_class(cid, name)))
@@ -290,7 +288,7 @@ class MainWindow(QMainWindow):
         job = Job(lambda ctx: expand_paths(paths, ctx.cancel_event), name="Reading the dropped folders")
         job.signals.result.connect(lambda files: self._edit(lambda s: s.add_examples(class_id, files)))
         job.signals.error.connect(lambda m: self.warn("Cannot add the examples", m))
-        self.engine.runner.start(job)
+        self.files.runner.start(job)
 
     def assign_rows(self, class_index: int, rows: list[int]) -> None:
         s = self.session
@@ -392,6 +390,7 @@ class MainWindow(QMainWindow):
         self.settings.set_geometry(self.saveGeometry(), self.saveState())
         self.settings.sync()
         self.engine.shutdown()
+        self.files.shutdown()
         self.map_control.shutdown()
         self.thumbnails.wait(5000)
         if self.binder is not None:

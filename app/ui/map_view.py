@@ -109,6 +109,7 @@ class LassoViewBox(pg.ViewBox):
 
 
 class MapView(QWidget):
+    TAB_TIP = "Every image as a point, similar images close together: lasso a group and press 1-9"
     assignRequested = Signal(int, list)   # class index, source rows (the grid's edit)
     rowsSelected = Signal(list)           # source rows selected on the map
     updateRequested = Signal()            # the user asked for the map (button)

@@ -70,8 +70,8 @@ def drop_files(widget, paths) -> None:
 
 
 def wait_idle(qtbot, w: MainWindow, timeout: int = WORK_TIMEOUT) -> None:
-    """Until nothing is being embedded or scored and no rescore is due."""
+    """Until nothing is being scanned, embedded or scored and no rescore is due."""
     s = w.session
-    qtbot.waitUntil(lambda: not w.engine.working and not s.scores_stale
+    qtbot.waitUntil(lambda: not w.engine.working and not w.files.runner.jobs and not s.scores_stale
                     and not s.paths_needing_features() and not w.binder._timer.isActive(),
                     timeout=timeout)

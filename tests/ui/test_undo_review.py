@@ -122,7 +122,7 @@ def test_copy_into_class_folders_never_overwrites(make_window, qtbot, tmp_path):
     w.files.confirm = lambda title, text: asked.append(text) or True
     job = w.files.to_folders("copy", str(dest))
     assert job is not None and asked and "never overwritten" in asked[0]
-    qtbot.waitUntil(lambda: job not in w.engine.runner.jobs, timeout=10_000)
+    qtbot.waitUntil(lambda: job not in w.files.runner.jobs, timeout=10_000)
     assert clash.read_bytes() == b"precious"
     red_out = sorted(p.name for p in (dest / "red").iterdir())
     assert red_out == ["r.png", "red_000 (2).png", "red_000.png", "red_001.png"]
@@ -143,7 +143,7 @@ def test_move_into_class_folders_follows_the_files(make_window, qtbot, tmp_path,
     w.files.confirm = lambda title, text: True
     dest = tmp_path / "sorted"
     job = w.files.to_folders("move", str(dest))
-    qtbot.waitUntil(lambda: job not in w.engine.runner.jobs, timeout=10_000)
+    qtbot.waitUntil(lambda: job not in w.files.runner.jobs, timeout=10_000)
     wait_idle(qtbot, w)
     assert not any(os.path.exists(p) for p in truth)
     moved = {str(dest / c / os.path.basename(p)): c for p, c in truth.items()}
