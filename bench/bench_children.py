@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import jpegs_under, load_bench_model, peak_rss_mb  # noqa: E402
+from bench_common import feature_dim, jpegs_under, load_bench_model, peak_rss_mb  # noqa: E402
 
 
 def _session_with_examples(paths: list[str], n_classes: int, shot: int):
@@ -116,7 +116,7 @@ def rss(folder: str, db: str) -> dict:
     records = scan(folder).records
     scan_s = time.perf_counter() - t
     paths = [r.path for r in records]
-    dim = 1280
+    dim = feature_dim(model)
     # Pre-fill the cache as if every image had been embedded (embedding 100k images would
     # take ~15 min here); done in a grandchild so its memory does not count here.
     t = time.perf_counter()
@@ -124,7 +124,7 @@ def rss(folder: str, db: str) -> dict:
 
     from app.core.model import backbone_id
 
-    subprocess.run([sys.executable, __file__, "fill", folder, db, backbone_id(model)], check=True,
+    subprocess.run([sys.executable, __file__, "fill", folder, db, backbone_id(model), str(dim)], check=True,
                    stdout=subprocess.DEVNULL)
     fill_s = time.perf_counter() - t
     cache = EmbeddingCache(db)
@@ -144,7 +144,7 @@ def rss(folder: str, db: str) -> dict:
             "predicted": int((classes >= 0).sum()), "backend_built": emb.backend is not None}
 
 
-def fill(folder: str, db: str, key: str) -> dict:
+def fill(folder: str, db: str, key: str, dim: int) -> dict:
     from app.core.cache import EmbeddingCache, FileKey
     from app.core.scan import scan
 
@@ -153,7 +153,7 @@ def fill(folder: str, db: str, key: str) -> dict:
     with EmbeddingCache(db) as cache:
         for i in range(0, len(paths), 2000):
             chunk = paths[i:i + 2000]
-            vecs = np.maximum(rng.standard_normal((len(chunk), 1280), dtype=np.float32), 0)
+            vecs = np.maximum(rng.standard_normal((len(chunk), dim), dtype=np.float32), 0)
             cache.put_many(key, [(FileKey.of(p), v) for p, v in zip(chunk, vecs)])
     return {"filled": len(paths)}
 
@@ -165,5 +165,5 @@ if __name__ == "__main__":
     elif mode == "rss":
         out = rss(rest[0], rest[1])
     else:
-        out = fill(rest[0], rest[1], rest[2])
+        out = fill(rest[0], rest[1], rest[2], int(rest[3]))
     print("RESULT " + json.dumps(out), flush=True)

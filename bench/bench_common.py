@@ -60,13 +60,20 @@ def load_bench_model():
     return FewShotModel(backbone, learners, InputSpec()).eval(), desc
 
 
+def feature_dim(model) -> int:
+    """Width of the model's features (a dry run of its backbone)."""
+    from app.core.backbones import output_dim
+
+    return output_dim(model.backbone, model.input_spec.shape)
+
+
 def maml_learner(model):
     """The model's MAML learner, or a head-only Proto-MAML over its features."""
     from app.core.learners import MAML
 
     if "maml" in model.methods:
         return model.learner("maml"), "the model's own MAML learner"
-    dim = 1280
+    dim = feature_dim(model)
     return (MAML(neck={"name": "feature", "in_dim": dim}, adapt="head", head_init="proto",
                  inner_steps=10, inner_lr=0.1).eval(),
             "head-only Proto-MAML, 10 inner steps (model has no MAML learner)")

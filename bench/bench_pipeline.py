@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import (CLOTHING, REPO, Timer, jpegs_under, load_average,  # noqa: E402
-                          load_bench_model, machine, maml_learner, make_camera_jpegs,
+from bench_common import (CLOTHING, REPO, Timer, feature_dim, jpegs_under,  # noqa: E402
+                          load_average, load_bench_model, machine, maml_learner, make_camera_jpegs,
                           make_synthetic_folder, peak_rss_mb)
 
 RESULTS: dict[str, object] = {}
@@ -164,12 +164,11 @@ def run_naive(model, roots: list[Path], limit: int | None, batch_size: int = 32)
     return rate
 
 
-def run_rescore(model, n: int, dim: int = 1280, way: int = 10, shot: int = 5) -> None:
+def run_rescore(model, n: int, way: int = 10, shot: int = 5) -> None:
     """Re-score ``n`` cached embeddings after an example changes: the app's scoring path."""
     import torch
 
-    from app.core import scoring
-
+    dim = feature_dim(model)
     rng = np.random.default_rng(0)
     centers = rng.standard_normal((way, dim)).astype(np.float32)
     labels_all = rng.integers(0, way, n)
@@ -198,7 +197,7 @@ def _rescore_once(holder, feats, ex_feats, ex_labels, labels_all, ex_idx, way, s
 
     from app.core import scoring
 
-    for method in ("protonet", "maml"):
+    for method in [m for m in ("protonet", "centroid", "maml") if m in holder.methods]:
         times = []
         for rep in range(5):
             ex = ex_feats.copy()
@@ -249,7 +248,7 @@ def run_session_rescore(model, feats: np.ndarray, ex_idx: np.ndarray, ex_labels:
     for c in range(way):
         s.add_examples(ids[c], [paths[i] for i, l in zip(ex_idx, ex_labels) if l == c][:-1])
     spare = {c: [paths[i] for i, l in zip(ex_idx, ex_labels) if l == c][-1] for c in range(way)}
-    for method in ("protonet", "maml"):
+    for method in [m for m in ("protonet", "centroid", "maml") if m in model.methods]:
         s.set_method(method)
         s.rescore(model)
         times = []

@@ -111,6 +111,7 @@ class Session(SessionEdits):
         self._image_index = {p: i for i, p in enumerate(self.images)}
         self._pred_class = np.full(len(self.images), -1, np.int64)
         self._pred_conf = np.full(len(self.images), np.nan, np.float32)
+        self.features.reserve(len(self.features) + len(self.images) + 256)  # one allocation
         self._emit(Topic.FOLDER)
         if changed:  # re-scanning the same folder (e.g. after opening a project) is no edit
             self._touch(stale=False)

@@ -48,3 +48,17 @@ def test_scoring_the_bf16_table_matches_float32_scoring():
     l32, c32 = predict(adapted, feats, rows=rows)
     assert (l16 == labels[rows]).mean() > 0.95
     assert (l16 == l32).mean() > 0.995 and np.abs(c16 - c32).max() < 1e-2
+
+
+def test_a_reserved_table_fills_one_matrix_without_doubling():
+    table = FeatureTable()
+    table.reserve(5000)
+    feats = np.ones((100, 8), np.float32)
+    table.add([f"a{i}" for i in range(100)], feats)
+    buf = table._buf
+    assert buf.shape == (5000, 8)
+    for k in range(1, 49):
+        table.add([f"b{k}-{i}" for i in range(100)], feats)
+    assert table._buf is buf and len(table) == 4900    # never re-allocated
+    table.add([f"c{i}" for i in range(200)], np.ones((200, 8), np.float32))  # past it: grows
+    assert table._buf.shape[0] >= 5100 and len(table) == 5100

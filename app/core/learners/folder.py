@@ -74,7 +74,7 @@ class FolderPool:
         self.complete = False         # a folder-aware fit has derived everything it needs
         self._derived: dict[tuple, Any] = {}
 
-    def chunks(self, n: int | None = None, size: int = 8192):
+    def chunks(self, n: int | None = None, size: int = 2048):
         n = len(self) if n is None else n
         for i in range(0, n, size):
             if self.cancel is not None and self.cancel.is_set():
@@ -205,7 +205,7 @@ class FolderProtoNet(MetaLearner):
             idx = torch.empty(n, k, dtype=torch.long)
             kth = torch.full((n,), float("inf"))
             if k > 0:
-                for s in pool.chunks(size=2048):
+                for s in pool.chunks(size=1024):
                     sim = zp[s] @ anchors.T
                     own = anchor_of[s]
                     hit = (own >= 0).nonzero().flatten()
