@@ -180,13 +180,18 @@ class MapView(QWidget):
         self._recolour_timer = QTimer(self)
         self._recolour_timer.setSingleShot(True)
         self._recolour_timer.setInterval(150)
-        self._recolour_timer.timeout.connect(self.recolour)
+        # hidden (the Grid tab in front): nothing to draw; showing it recolours
+        self._recolour_timer.timeout.connect(lambda: self.isVisible() and self.recolour())
         model.contentChanged.connect(self._recolour_timer.start)
         model.modelReset.connect(self._paths_changed)
         if thumbnails is not None:
             thumbnails.ready.connect(self._thumbnail_ready)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._paths_changed()
+
+    def showEvent(self, e) -> None:  # noqa: ANN001, N802
+        super().showEvent(e)
+        self.recolour()
 
     # data ------------------------------------------------------------------------------
     def _paths_changed(self) -> None:
