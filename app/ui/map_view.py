@@ -124,6 +124,7 @@ class MapView(QWidget):
         self.xy = np.full((0, 2), np.nan, np.float32)   # per model.paths row; NaN: not mapped
         self.selected = np.zeros(0, np.int64)
         self._hover_path: str | None = None
+        self._paths: list[str] | None = None
 
         bar = QHBoxLayout()
         bar.setContentsMargins(6, 2, 6, 2)
@@ -188,6 +189,7 @@ class MapView(QWidget):
             thumbnails.ready.connect(self._thumbnail_ready)
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self._paths_changed()
+        self.recolour()
 
     def showEvent(self, e) -> None:  # noqa: ANN001, N802
         super().showEvent(e)
@@ -195,11 +197,14 @@ class MapView(QWidget):
 
     # data ------------------------------------------------------------------------------
     def _paths_changed(self) -> None:
-        n = len(self.model.paths)
-        if len(self.xy) != n:
-            self.xy = np.full((n, 2), np.nan, np.float32)
+        """The grid model was reset: by a new folder (a new ``paths`` list: its positions
+        come from the controller) or by a new filter or sort (same paths: nothing moves)."""
+        if self._paths is not self.model.paths:
+            self._paths = self.model.paths
+            self.xy = np.full((len(self._paths), 2), np.nan, np.float32)
             self.selected = np.zeros(0, np.int64)
-        self.recolour()
+        if self.isVisible():
+            self.recolour()
 
     def set_positions(self, positions: dict[str, tuple[float, float]], fit: bool = False) -> None:
         """Positions by path (images of the folder not in it stay unmapped)."""
