@@ -1,4 +1,4 @@
-"""MobileNetV2 and EfficientNet-Lite1 side by side: build the ``photo-dual`` model.
+"""MobileNetV2 and EfficientNet-Lite1 side by side: build the ``photo-mobilenetv2-lite1`` model.
 
 Both ImageNet backbones run on the same 240 x 240 crop, each normalising the pixels its own
 way; their features are L2-normalised each and concatenated (2,560-d, ``Concat`` in
@@ -11,7 +11,7 @@ TensorFlow, read with ``torch.load(weights_only=True)``, every key but the class
 match (``strict=True``). No training: the learners are the frozen-feature centroid and the
 folder-aware one, with the ``photo-mobilenetv2`` card's settings.
 
-    .venv/bin/python tools/photo_dual.py --out pretrained/photo-dual
+    .venv/bin/python tools/photo_dual.py --out pretrained/photo-mobilenetv2-lite1
 """
 from __future__ import annotations
 
@@ -101,14 +101,13 @@ def main() -> int:
     a = ap.parse_args()
     base, base_card = load_checkpoint(a.base)
     weights = find_weights()
-    pixels = ((0.0,) * 3, (1.0,) * 3)
     backbone = Concat([{"backbone": base.backbone.config(), "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
                        {"backbone": {"name": "efficientnet_lite", "variant": 1},
                         "mean": LITE_MEAN, "std": LITE_STD}])
     backbone.parts[0].load_state_dict(base.backbone.state_dict())
     backbone.parts[1].load_state_dict(lite1_backbone(weights).state_dict())
     folder = build_learner(base.learner("folder").config())
-    spec = InputSpec(size=(SIZE, SIZE), channels=3, mean=pixels[0], std=pixels[1],
+    spec = InputSpec(size=(SIZE, SIZE), channels=3, mean=(0.0,) * 3, std=(1.0,) * 3,  # [0, 1]
                      resize="center_crop", crop_fraction=1.0)
     centroid = centroid_learner().config()  # the baseline, at this backbone's width
     centroid["neck"]["in_dim"] = backbone.out_dim
