@@ -85,6 +85,14 @@ def test_lasso_selects_in_map_and_grid_and_a_digit_assigns_with_undo(make_window
     wait_idle(qtbot, w)
     blue = w.session.class_at(1).id
     assert all(w.session.example(p).class_id == blue for p in paths)
+    # a click on a point selects its image (in the grid too); a click on nothing clears
+    from PySide6.QtCore import QPointF
+    r = int(view.mapped()[0])
+    view._click(QPointF(float(xy[r, 0]), float(xy[r, 1])))
+    assert view.row_at(QPointF(float(xy[r, 0]), float(xy[r, 1]))) == r
+    assert view.selected.tolist() == [r] and w.grid.selected_source_rows() == [r]
+    view._click(QPointF(float(xy[:, 0].max()) + 1e6, 0.0))
+    assert view.selected.tolist() == []
     # a click in the grid shows on the map
     one = m.model_row(paths[0])
     w.grid.select_paths([paths[0]])
