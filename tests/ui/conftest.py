@@ -59,6 +59,20 @@ def coloured_folder(folder: Path, n_red: int, n_blue: int, seed: int = 100) -> d
     return out
 
 
+def two_class_window(make_window, qtbot, tmp_path, n: int):
+    """A window with classes red and blue (one example each, outside the folder) and a
+    classified folder of ``n`` red and ``n`` blue images: (window, red, blue, path -> colour)."""
+    w = make_window()
+    red, blue = w.add_class("red"), w.add_class("blue")
+    drop_files(w.class_panel.card(red.id), [solid(tmp_path / "ex" / "r.png", "red", seed=1)])
+    drop_files(w.class_panel.card(blue.id), [solid(tmp_path / "ex" / "b.png", "blue", seed=2)])
+    truth = coloured_folder(tmp_path / "photos", n, n)
+    w.files.open_folder(str(tmp_path / "photos"))
+    qtbot.waitUntil(lambda: w.image_model.rowCount() == 2 * n, timeout=10_000)
+    wait_idle(qtbot, w)
+    return w, red, blue, truth
+
+
 def drop_files(widget, paths) -> None:
     """What the file manager does: a QDropEvent with file URLs, delivered to dropEvent."""
     mime = QMimeData()

@@ -14,7 +14,7 @@ from app.core.projection import MapStore, project
 from app.ui.map_view import inside
 from tests.imaging_helpers import solid
 
-from .conftest import coloured_folder, drop_files, wait_idle
+from .conftest import coloured_folder, two_class_window, wait_idle
 
 
 def test_inside_is_the_even_odd_rule():
@@ -41,14 +41,7 @@ def test_projection_reports_progress_and_stops_when_cancelled():
 
 
 def _window_with_map(make_window, qtbot, tmp_path, n=6):
-    w = make_window()
-    red, blue = w.add_class("red"), w.add_class("blue")
-    drop_files(w.class_panel.card(red.id), [solid(tmp_path / "ex" / "r.png", "red", seed=1)])
-    drop_files(w.class_panel.card(blue.id), [solid(tmp_path / "ex" / "b.png", "blue", seed=2)])
-    truth = coloured_folder(tmp_path / "photos", n, n)
-    w.files.open_folder(str(tmp_path / "photos"))
-    qtbot.waitUntil(lambda: w.image_model.rowCount() == 2 * n, timeout=10_000)
-    wait_idle(qtbot, w)
+    w, _, _, truth = two_class_window(make_window, qtbot, tmp_path, n)
     w.views.setCurrentWidget(w.map)                       # showing the map makes it
     qtbot.waitUntil(lambda: len(w.map.mapped()) == 2 * n, timeout=60_000)
     return w, truth

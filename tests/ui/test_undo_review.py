@@ -9,20 +9,12 @@ import numpy as np
 from PySide6.QtCore import Qt
 
 from app.ui.image_model import UNKNOWN, Filter, Sort, Source
-from tests.imaging_helpers import solid
 
-from .conftest import coloured_folder, drop_files, wait_idle
+from .conftest import two_class_window, wait_idle
 
 
 def _setup(make_window, qtbot, tmp_path, n=4):
-    w = make_window()
-    red, blue = w.add_class("red"), w.add_class("blue")
-    drop_files(w.class_panel.card(red.id), [solid(tmp_path / "ex" / "r.png", "red", seed=1)])
-    drop_files(w.class_panel.card(blue.id), [solid(tmp_path / "ex" / "b.png", "blue", seed=2)])
-    truth = coloured_folder(tmp_path / "photos", n, n)
-    w.files.open_folder(str(tmp_path / "photos"))
-    qtbot.waitUntil(lambda: w.image_model.rowCount() == 2 * n, timeout=10_000)
-    wait_idle(qtbot, w)
+    w, red, blue, truth = two_class_window(make_window, qtbot, tmp_path, n)
     w.activateWindow()
     w.grid.setFocus()
     return w, red, blue, truth
