@@ -14,6 +14,7 @@ model in the user's cache folder, so reopening a folder shows its map at once.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import threading
 from pathlib import Path
@@ -130,8 +131,6 @@ class MapStore:
             return {}
 
     def save(self, folder: str, model_key: str, paths: Sequence[str], xy: np.ndarray) -> None:
-        import io
-
         buf = io.BytesIO()
         np.savez(buf, paths=np.asarray(list(paths), dtype=str), xy=np.asarray(xy, np.float32))
         self.root.mkdir(parents=True, exist_ok=True)

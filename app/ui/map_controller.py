@@ -72,12 +72,10 @@ class MapController(QObject):
         s, key = self.session(), self.model_key()
         if s is None or key is None or not s.folder or self.busy:
             return None
-        if self.key != (s.folder, key):
-            first = True
+        first = self.key != (s.folder, key)   # another folder or model: its kept map
+        if first:
             self.key = (s.folder, key)
             self.positions = self.store.load(s.folder, key)
-        else:
-            first = False
         paths = list(s.images)
         pos, rows = s.feature_reader(paths)
         have = [paths[i] for i in pos]

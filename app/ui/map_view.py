@@ -248,7 +248,7 @@ class MapView(QWidget):
         brushes = [pg.mkBrush(m.classes[l].color) if 0 <= l < len(m.classes) else pg.mkBrush(GREY)
                    for l in (m.label[sure] if len(sure) else [])]
         self._examples.setData(x=self.xy[sure, 0], y=self.xy[sure, 1], brush=brushes or None)
-        # "Label these next" (the grid's queue), starred, once the model has labelled
+        # "Label these next" (the grid's queue), starred, while any image is no example
         queue = np.asarray(m.suggest() if m.suggest and len(rows) and len(sure) < len(rows)
                            else [], np.int64)
         queue = queue[~np.isnan(self.xy[queue, 0])] if len(queue) else queue
