@@ -91,8 +91,8 @@ def test_task_centring_survives_a_checkpoint_and_uses_the_support_mean(tmp_path:
     from app.core.backbones import Identity
     from app.core.checkpoints import save_checkpoint
     from app.core.model import FewShotModel, InputSpec
-    sys.path.insert(0, str(REPO / "tools"))  # the photo model's build recipe
-    from photo_recipe import maml_learner, protonet_learner
+    sys.path.insert(0, str(REPO))  # the photo models' build recipe, tools/photo
+    from tools.photo.recipe import maml_learner, protonet_learner
 
     torch.manual_seed(0)
     spec = InputSpec(size=(1, 1280), channels=1, mean=(0.0,), std=(1.0,), resize="stretch")
@@ -169,3 +169,50 @@ def test_evaluate_clothing_small_5way_5shot_within_the_cards_ci(capsys, name: st
     tolerance = got["ci95"] + ref["ci95"]  # both estimates' 95% intervals
     assert math.isfinite(got["accuracy"])
     assert abs(got["accuracy"] - ref["accuracy"]) <= tolerance, (got, ref)
+
+
+def test_photo_recipe_finalize_writes_the_card_from_the_measured_table(tmp_path: Path) -> None:
+    """``python -m tools.photo finalize``: default learner, training runs, accuracy rows,
+    acceptance computed from the table's numbers (met, then not met), Markdown card."""
+    from app.core.backbones import Identity
+    from app.core.checkpoints import save_checkpoint
+    from app.core.model import FewShotModel, InputSpec
+    from tools.photo.__main__ import main as photo
+    from tools.photo.cards import COLUMNS
+    from tools.photo.recipe import centroid_learner, maml_learner, protonet_learner
+
+    spec = InputSpec(size=(1, 1280), channels=1, mean=(0.0,), std=(1.0,), resize="stretch")
+    model = FewShotModel(Identity((1, 1, 1280)), {"protonet": protonet_learner(), "maml": maml_learner(),
+                                                  "centroid": centroid_learner()}, spec)
+    hp = {"way": 5, "shot": 5, "query": 15, "episodes": 10, "meta_batch": 2, "lr": 0.003}
+    save_checkpoint(model, tmp_path / "src", {"starting_weights": {
+        "package": "p", "version": "1", "file": "w.pth", "sha256": "0" * 64, "identical_to": "x"},
+        "hyperparameters": hp, "training": {"best_validation_accuracy": 0.9, "device": "cpu"}})
+    (tmp_path / "pn.json").write_text(json.dumps({"hyperparameters": {**hp, "way": 20}}))
+
+    def table(maml_5w5s: float) -> Path:
+        acc = {"centroid": 0.70, "protonet": 0.72, "maml": maml_5w5s}
+        results = {m: {key: {"data": data, "rotations": False, "class_split": None, "subset": None,
+                             "split_seed": None, "method": m, "way": way, "shot": shot, "query": 15,
+                             "episodes": 600, "seed": 0, "classes": way, "ci95": 0.005,
+                             "accuracy": a + (0.05 if key == "clothing_5w1s" and m == "maml" else 0)}
+                       for key, _h, data, way, shot in COLUMNS} for m, a in acc.items()}
+        path = tmp_path / f"table-{maml_5w5s}.json"
+        path.write_text(json.dumps({"results": results}))
+        return path
+
+    out = tmp_path / "photo-x"
+    for maml, met in ((0.75, True), (0.705, False)):  # +5 points vs +0.5 (inside the CIs)
+        assert photo(["finalize", "--profile", "mobilenetv2", "--src", str(tmp_path / "src"),
+                      "--protonet-card", str(tmp_path / "pn.json"), "--table", str(table(maml)),
+                      "--out", str(out), "--default", "maml"]) == 0
+        loaded, card = load_checkpoint(out)
+        assert loaded.default_method == "maml" and card["acceptance"]["met"] is met
+        assert set(card["training"]["runs"]) == {"protonet", "maml"}
+        assert "device" not in card["training"]["runs"]["maml"]
+        assert card["training"]["runs"]["protonet"]["hyperparameters"]["way"] == 20
+        assert len(card["accuracy"]) == 3 * len(COLUMNS)
+        md = out.with_suffix(".md").read_text()
+        assert f"| shipped MAML mode | {100 * maml:.2f} ± 0.50 |" in md
+        assert ("**Acceptance met.**" in md) is met
+        assert "python -m tools.photo finalize --profile mobilenetv2" in md

@@ -1,0 +1,240 @@
+"""``python -m tools.photo STEP``: the photo models' build recipe (see ``__init__.py``)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from app.core.checkpoints import load_checkpoint, save_checkpoint
+
+from . import cards, recipe
+from .texts import DUAL_CARD, PROFILES
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = REPO.parent / "shared" / "data"
+
+
+def cmd_init(a: argparse.Namespace) -> int:
+    if a.backbone == "mobilenetv2":
+        weights = recipe.find_mobilenet_weights()
+        backbone, prov = recipe.mobilenet_backbone(weights), recipe.mobilenet_provenance(weights)
+    else:
+        weights = recipe.find_lite_weights(0)
+        backbone, prov = recipe.lite_backbone(weights, 0), recipe.lite_provenance(weights, 0)
+    norm = a.norm or ("imagenet" if a.backbone == "mobilenetv2" else "lite")
+    proj = a.proj_dim or None
+    learners = {  # with --center train, `train` sets the centring mean from training features
+        "protonet": recipe.protonet_learner(a.center, out_dim=proj, scale=a.scale),
+        "maml": recipe.maml_learner(a.center, out_dim=proj, scale=a.scale,
+                                    inner_steps=a.inner_steps, inner_lr=a.inner_lr),
+        "centroid": recipe.centroid_learner(),
+    }
+    model = recipe.photo_model(backbone, learners, recipe.input_spec(a.size, a.crop, norm),
+                               default_method="protonet")
+    save_checkpoint(model, a.out, {"starting_weights": prov}, half=True)
+    print(f"wrote {a.out} ({json.dumps(prov)})")
+    return 0
+
+
+def _images(folder: str) -> list[str]:
+    from app.core.images import is_image_path
+
+    return sorted(str(p) for p in Path(folder).rglob("*") if p.is_file() and is_image_path(p))
+
+
+def _embedder(model_path: str, threads: int):  # noqa: ANN202
+    from app.core.cache import EmbeddingCache
+    from app.core.embedding import Embedder
+
+    torch.set_num_threads(threads)
+    model, _ = load_checkpoint(model_path)
+    return Embedder(model, device="cpu", batch_size=64, cache=EmbeddingCache(), workers=threads,
+                    threads=threads)
+
+
+def cmd_warm(a: argparse.Namespace) -> int:
+    emb = _embedder(a.model, a.threads)
+    for d in a.dirs:
+        t0 = time.monotonic()
+        res = emb.embed_paths(_images(d))
+        for p in res.problems:
+            print(f"problem: {p.path}: {p.reason}", file=sys.stderr)
+        print(f"{d}: {len(res.paths)} embedded, {len(res.problems)} problems, "
+              f"{time.monotonic() - t0:.0f} s ({emb.backend})", flush=True)
+    return 0
+
+
+def _centroid_accuracy(per: list[np.ndarray], way: int, shot: int, episodes: int,
+                       query: int = 15, seed: int = 0) -> dict[str, tuple[float, float]]:
+    """Nearest centroid over L2-normalised features, and with task centring (the support
+    mean subtracted, normalised again): mean and 95% CI over the same episodes."""
+    l2 = lambda x: x / np.linalg.norm(x, axis=-1, keepdims=True)  # noqa: E731
+    rng = np.random.default_rng(seed)
+    accs: dict[str, list[float]] = {"L2": [], "task centring": []}
+    yq = np.repeat(np.arange(way), query)
+    for _ in range(episodes):
+        s, q = [], []
+        for c in rng.choice(len(per), way, replace=False):
+            pick = rng.choice(len(per[c]), shot + query, replace=False)
+            s.append(per[c][pick[:shot]])
+            q.append(per[c][pick[shot:]])
+        s, q = l2(np.stack(s)), l2(np.concatenate(q))
+        m = s.reshape(-1, s.shape[-1]).mean(0)
+        for k, (fs, fq) in {"L2": (s, q), "task centring": (l2(s - m), l2(q - m))}.items():
+            d = ((fq[:, None] - fs.mean(1)[None]) ** 2).sum(-1)
+            accs[k].append(float((d.argmin(1) == yq).mean()))
+    return {k: (100 * np.mean(v), 196 * np.std(v, ddof=1) / np.sqrt(len(v)))
+            for k, v in accs.items()}
+
+
+def cmd_probe(a: argparse.Namespace) -> int:
+    import os
+
+    from app.training.data import discover_classes
+
+    roots = [("mini-ImageNet val", str(DATA / "mini-imagenet" / "val"))]
+    if a.clothing:
+        roots.append(("clothing-small (check only)", os.pathsep.join(
+            str(DATA / "clothing-small" / s) for s in ("train", "validation", "test"))))
+    for model_path in a.model:
+        emb = _embedder(model_path, 1)
+        for name, root in roots:
+            classes = discover_classes(root)
+            res = emb.embed_paths([f for c in classes for f in c.files]).as_dict()
+            per = [np.stack([res[f] for f in c.files]) for c in classes]
+            for way, shot in ((5, 1), (5, 5)):
+                r = _centroid_accuracy(per, way, shot, a.episodes)
+                print(f"{model_path} {name} {way}w{shot}s: "
+                      + "; ".join(f"{k} {m:.2f}±{c:.2f}" for k, (m, c) in r.items()), flush=True)
+    return 0
+
+
+def cmd_table(a: argparse.Namespace) -> int:
+    methods = a.methods.split(",")
+    wanted = set(a.columns.split(","))
+    results: dict[str, dict[str, dict]] = {m: {} for m in methods}
+    if a.json and Path(a.json).is_file():  # resume: cells already measured are kept
+        results.update(json.loads(Path(a.json).read_text()).get("results", {}))
+    for key, _h, data, way, shot in cards.COLUMNS:
+        if key not in wanted:
+            continue
+        for m in methods:
+            r = cards.evaluate(a.model, m, data, way, shot, a.episodes, a.seed, a.threads)
+            results.setdefault(m, {})[key] = r
+            print(f"{m} {key}: {cards.cell(r)}", file=sys.stderr, flush=True)
+            if a.json:
+                Path(a.json).write_text(json.dumps({"results": results}, indent=1))
+    print(cards.table_markdown(results, methods, {}))
+    return 0
+
+
+def cmd_finalize(a: argparse.Namespace) -> int:
+    profile = PROFILES[a.profile]
+    model, src_card = load_checkpoint(a.src)
+    if a.default not in model.methods:
+        raise SystemExit(f"{a.src} has no {a.default!r} learner ({model.methods})")
+    model.default_method = a.default
+    read = lambda p: json.loads(Path(p).read_text()) if p else None  # noqa: E731
+    table = read(a.table)
+    card = cards.finalize_card(model, src_card, profile, a.default, read(a.protonet_card),
+                               table["results"] if table else None)
+    save_checkpoint(model, a.out, card, half=True)
+    cards.write_md(Path(a.out), card, profile)
+    print(f"wrote {a.out}.safetensors / .json / .md (default method {a.default})")
+    return 0
+
+
+DUAL_SIZE = 240  # Lite1's own resolution; MobileNetV2 measured no worse there than at 224
+
+
+def cmd_dual(a: argparse.Namespace) -> int:
+    """MobileNetV2 (the shipped ``photo-mobilenetv2`` backbone) and EfficientNet-Lite1 on
+    the same crop, each normalising the pixels its own way, features L2-normalised each and
+    concatenated (``Concat``); learners: the folder-aware one with photo-mobilenetv2's
+    settings, and the centroid baseline at this width."""
+    from app.core.backbones import Concat
+    from app.core.inputspec import InputSpec
+    from app.core.learners import build_learner
+
+    base, base_card = load_checkpoint(a.base)
+    weights = recipe.find_lite_weights(1)
+    backbone = Concat([{"backbone": base.backbone.config(), "mean": recipe.IMAGENET_MEAN,
+                        "std": recipe.IMAGENET_STD},
+                       {"backbone": {"name": "efficientnet_lite", "variant": 1},
+                        "mean": recipe.LITE_MEAN, "std": recipe.LITE_STD}])
+    backbone.parts[0].load_state_dict(base.backbone.state_dict())
+    backbone.parts[1].load_state_dict(recipe.lite_backbone(weights, 1).state_dict())
+    folder = build_learner(base.learner("folder").config())
+    spec = InputSpec(size=(DUAL_SIZE, DUAL_SIZE), channels=3, mean=(0.0,) * 3,
+                     std=(1.0,) * 3, resize="center_crop", crop_fraction=1.0)  # [0, 1]
+    centroid = recipe.centroid_learner().config()  # the baseline, at this backbone's width
+    centroid["neck"]["in_dim"] = backbone.out_dim
+    model = recipe.photo_model(backbone.eval(), {"folder": folder,
+                                                 "centroid": build_learner(centroid)},
+                               spec, default_method="folder")
+    card = {**DUAL_CARD, "starting_weights": {
+        "parts": [base_card.get("starting_weights", {}), recipe.lite_provenance(weights, 1)]}}
+    save_checkpoint(model, a.out, card, half=True)
+    print(f"wrote {a.out}: {json.dumps(card['starting_weights'])[:200]}...")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tools.photo",
+                                 description="Build the shipped photo models (tools/photo).")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    i = sub.add_parser("init", help="an untrained starting checkpoint")
+    i.add_argument("--backbone", choices=["mobilenetv2", "lite0"], required=True)
+    i.add_argument("--out", required=True)
+    i.add_argument("--size", type=int, default=224)
+    i.add_argument("--crop", type=float, default=1.0)
+    i.add_argument("--norm", choices=["imagenet", "lite"],
+                   help="pixel normalisation (default: what the backbone was trained on)")
+    i.add_argument("--proj-dim", type=int, default=0, help="learned projection (0 = none)")
+    i.add_argument("--scale", type=float, default=4.0)
+    i.add_argument("--center", choices=["task", "train", "none"], default="task")
+    i.add_argument("--inner-steps", type=int, default=5)
+    i.add_argument("--inner-lr", type=float, default=0.1)
+    i.set_defaults(func=cmd_init)
+    w = sub.add_parser("warm", help="embed folders into the persistent cache")
+    w.add_argument("--model", required=True)
+    w.add_argument("--threads", type=int, default=1)
+    w.add_argument("dirs", nargs="+")
+    w.set_defaults(func=cmd_warm)
+    p = sub.add_parser("probe", help="frozen features' nearest-centroid accuracy on val")
+    p.add_argument("--model", nargs="+", required=True)
+    p.add_argument("--episodes", type=int, default=600)
+    p.add_argument("--clothing", action="store_true", help="also clothing-small (check only)")
+    p.set_defaults(func=cmd_probe)
+    t = sub.add_parser("table", help="the accuracy table via `python -m app evaluate`")
+    t.add_argument("--model", default="pretrained/photo-mobilenetv2")
+    t.add_argument("--methods", default="centroid,protonet,maml")
+    t.add_argument("--columns", default=",".join(c[0] for c in cards.COLUMNS))
+    t.add_argument("--episodes", type=int, default=600)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--threads", type=int, default=1)
+    t.add_argument("--json", help="write all results here (updated after every cell)")
+    t.set_defaults(func=cmd_table)
+    f = sub.add_parser("finalize", help="a trained model and its card into pretrained/")
+    f.add_argument("--profile", choices=sorted(PROFILES), required=True)
+    f.add_argument("--src", required=True)
+    f.add_argument("--out", required=True)
+    f.add_argument("--default", required=True)
+    f.add_argument("--protonet-card", help="card of the run that trained the protonet learner")
+    f.add_argument("--table", help="JSON written by `table --json`")
+    f.set_defaults(func=cmd_finalize)
+    d = sub.add_parser("dual", help="build photo-mobilenetv2-lite1 (no training)")
+    d.add_argument("--out", required=True)
+    d.add_argument("--base", default=str(REPO / "pretrained" / "photo-mobilenetv2"))
+    d.set_defaults(func=cmd_dual)
+    a = ap.parse_args(argv)
+    return a.func(a)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
