@@ -3,7 +3,8 @@
     python tools/add_learner.py pretrained/photo-efficientnet-lite0 folder \
         '{"method": "folder", "kappa": 1.0, "gamma": 0.5}' [--default] [--note TEXT]
 
-The learner is built from its config (``build_learner``) and must add no tensors, so the
+The learner is built from its config (``build_learner``) and must add no tensors (besides
+the ``config_parameters`` that its config records), so the
 weights file stays byte for byte what it was (checked): only the JSON card changes.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import json
 from app.core.atomic import atomic_write_text
 from app.core.checkpoints import checkpoint_paths, load_checkpoint
 from app.core.learners import build_learner
+from app.core.learners.base import config_keys
 
 
 def main() -> int:
@@ -31,7 +33,7 @@ def main() -> int:
     a = ap.parse_args()
     model, card = load_checkpoint(a.model)
     learner = build_learner(json.loads(a.config))
-    if list(learner.state_dict()):
+    if set(learner.state_dict()) - config_keys(learner):  # the card records config_parameters
         raise SystemExit("this learner has tensors: train it with `python -m app train --init` instead")
     model.learners[a.key] = learner
     if a.default:

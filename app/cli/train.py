@@ -18,6 +18,7 @@ from ..core.learners import TRAINABLE
 from .common import add_data_flags, add_runtime_flags, apply_runtime, data_spec, fail, open_cache
 from ..training.data import DatasetError, DataSpec, carve_validation, select_classes
 from ..training.models import LearnerOptions, add_learner, build_model
+from ..training.sampler import POOLS
 from ..training.trainer import TrainConfig, state_path, train
 
 
@@ -42,7 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     v.add_argument("--val-every", type=int, default=500, metavar="STEPS")
     e = p.add_argument_group("episodes and optimisation")
     e.add_argument("--way", type=int, required=True)
-    e.add_argument("--shot", type=int, required=True)
+    e.add_argument("--shot", required=True, metavar="K[,K...]",
+                   help="examples a class; several (e.g. 1,5): episodes cycle through them")
+    e.add_argument("--pool", choices=POOLS, default="balanced",
+                   help="the episodes' query set, which a folder-aware learner reads as its "
+                        "unlabeled pool: balanced, dirichlet (uneven class proportions, "
+                        "Dirichlet(2)) or rest (all remaining images of the classes); "
+                        "validation uses the same kind")
     e.add_argument("--query", type=int, default=15)
     e.add_argument("--episodes", type=int, required=True,
                    help="optimiser steps (each averages --meta-batch episodes)")
@@ -111,6 +118,12 @@ def run(a: argparse.Namespace) -> int:
         steps = [int(s) for s in a.test_inner_steps.split(",") if s.strip()]
     except ValueError:
         return fail(f"--test-inner-steps {a.test_inner_steps!r}: expected numbers like 1,3,5")
+    try:
+        shots = [int(s) for s in a.shot.split(",") if s.strip()]
+        if not shots or min(shots) < 1:
+            raise ValueError
+    except ValueError:
+        return fail(f"--shot {a.shot!r}: expected a positive number, or several like 1,5")
     if a.resume and not state_path(a.out).is_file():
         return fail(f"--resume: {state_path(a.out)} not found")
     if not a.resume and state_path(a.out).is_file():
@@ -154,7 +167,8 @@ def run(a: argparse.Namespace) -> int:
     hp = {k: v for k, v in vars(a).items() if k not in ("func", "command", "quiet")}
     card["hyperparameters"] = hp
     card["method"] = a.method
-    cfg = TrainConfig(method=a.method, way=a.way, shot=a.shot, query=a.query,
+    cfg = TrainConfig(method=a.method, way=a.way, shot=max(shots), shots=shots, pool=a.pool,
+                      query=a.query,
                       episodes=a.episodes, out=a.out, lr=a.lr, lr_step=a.lr_step,
                       lr_gamma=a.lr_gamma, weight_decay=a.weight_decay, meta_batch=a.meta_batch,
                       freeze_backbone=freeze, val_way=a.val_way, val_shot=a.val_shot,

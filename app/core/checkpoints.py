@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from .atomic import atomic_write_bytes, atomic_write_text
+from .learners.base import config_keys
 from .model import FewShotModel
 
 FORMAT = "fewshot-label/1"
@@ -54,7 +55,10 @@ def save_checkpoint(model: FewShotModel, path: str | os.PathLike[str],
 
     weights_path, card_path = checkpoint_paths(path)
     tensors = {}
+    in_card = config_keys(model)  # recorded by the learners' config in the card
     for k, v in model.state_dict().items():
+        if k in in_card:
+            continue
         v = v.detach().to("cpu").contiguous()
         if half and v.is_floating_point():
             v = v.half()
@@ -118,6 +122,7 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
     state = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
+        missing = [k for k in missing if k not in config_keys(model)]  # built from the card
     except RuntimeError as e:
         first = str(e).strip().splitlines()[-1].strip()
         raise CheckpointError(f"{weights_path}: does not fit the card's architecture ({first})") from None

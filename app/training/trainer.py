@@ -35,6 +35,7 @@ from .episodes import (PreparedEpisodes, episode_tensors, mean_ci95, prepare_epi
                        refresh_features,
                        run_feature_episodes)
 from .models import set_inner_steps
+from .sampler import EpisodeSampler
 from ..core.progress import Progress
 
 
@@ -64,6 +65,8 @@ class TrainConfig:
     half: bool = False
     set_mean: bool = True
     time_limit: float = 0.0     # seconds; stop (validate, save) once exceeded (0 = none)
+    shots: list[int] = field(default_factory=list)  # episodes cycle through these (default [shot])
+    pool: str = "balanced"      # the episodes' query set (a folder-aware learner's pool)
     extra_card: dict[str, Any] = field(default_factory=dict)
 
 
@@ -125,16 +128,17 @@ def train(cfg: TrainConfig, model: FewShotModel, train_classes: list[ClassFolder
             p.requires_grad_(False)
     want = "features" if cfg.freeze_backbone else "images"
     # All training items are needed: prepare with all_items (episodes are drawn later).
-    tr = prepare_episodes(model, train_classes, data, cfg.way, cfg.shot, cfg.query, 0,
+    shots = cfg.shots or [cfg.shot]
+    tr = prepare_episodes(model, train_classes, data, cfg.way, max(shots), cfg.query, 0,
                           cfg.seed, want=want, device=device, cache=cache, all_items=True,
-                          quiet=quiet, label="train data")
+                          quiet=quiet, label="train data", pool=cfg.pool)
     val = None
     if val_classes:
         vspec = val_data or data
         val = prepare_episodes(model, val_classes, vspec, cfg.val_way, cfg.val_shot,
                                cfg.val_query, cfg.val_episodes, cfg.seed + 12345,
                                want=want, device=device, cache=cache, quiet=quiet,
-                               label="validation data")
+                               label="validation data", pool=cfg.pool)
     params = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(optim, step_size=max(cfg.lr_step, 1),
@@ -153,7 +157,10 @@ def train(cfg: TrainConfig, model: FewShotModel, train_classes: list[ClassFolder
     elif cfg.freeze_backbone and cfg.set_mean:
         _mean_features_into_necks(model, method, tr)
 
-    sampler = tr.sampler
+    # one sampler a shot count; episode i uses shots[i % len(shots)]
+    samplers = [tr.sampler if s == max(shots) else
+                EpisodeSampler(tr.table, cfg.way, s, cfg.query, cfg.seed, pool=cfg.pool)
+                for s in shots]
     save_every = cfg.save_every or cfg.val_every
     prog = Progress(cfg.episodes, f"train {method}", start_at=step, quiet=quiet)
     run_loss, run_acc, t0, steps_here = 0.0, 0.0, time.monotonic(), 0
@@ -164,7 +171,8 @@ def train(cfg: TrainConfig, model: FewShotModel, train_classes: list[ClassFolder
         optim.zero_grad(set_to_none=True)
         loss_sum, acc_sum = 0.0, 0.0
         for b in range(cfg.meta_batch):
-            ep = sampler.episode(step * cfg.meta_batch + b)
+            i = step * cfg.meta_batch + b
+            ep = samplers[i % len(samplers)].episode(i)
             ys, yq = episode_tensors(ep, device)
             if tr.features is not None:
                 x = tr.features.get(ep.items)

@@ -9,6 +9,7 @@ import torch
 
 from app.core.backbones import Identity
 from app.core.learners import LEARNERS, FolderPool, FolderProtoNet, ProtoNet, build_learner
+from app.core.learners.base import config_keys
 from app.core.errors import Cancelled
 from app.core.model import FewShotModel, InputSpec
 from app.core.session import Session
@@ -48,10 +49,13 @@ def inductive(support, ys, pool):
 def test_registered_with_capabilities_and_rebuilt_from_its_config():
     learner = FolderProtoNet(lam=0.4, knn=7, label="Mine")
     assert LEARNERS["folder"] is FolderProtoNet
-    assert learner.capabilities.reads_pool and not learner.capabilities.trainable
+    assert learner.capabilities.reads_pool and learner.capabilities.trainable
     again = build_learner(learner.config())
     assert again.config() == learner.config() and again.label == "Mine"
-    assert not list(again.parameters())  # nothing in the weights file: the card holds it all
+    assert again.config()["lam"] == 0.4  # the card's value, not float32 noise
+    # the meta-learned scalars are the card's: none goes into the weights file
+    assert {n for n, _ in again.named_parameters()} == set(FolderProtoNet.config_parameters)
+    assert not config_keys(again) ^ set(again.state_dict())
 
 
 @pytest.mark.parametrize("sizes", [(40, 40, 40), (150, 12, 40, 6)])
@@ -185,3 +189,39 @@ def test_a_step_size_far_too_large_is_halved_and_never_raises_the_loss():
     after = _support_loss(wild, adapted, support, ys)
     assert np.isfinite(after) and after <= before + 1e-6
     assert torch.isfinite(adapted.prototypes).all()
+
+
+def test_meta_parameters_get_gradients_in_training_and_nothing_is_recorded_in_eval():
+    """``train --method folder``: the episode loss back-propagates (through the anchoring,
+    the head's gradient steps and the smoothing) into every meta-learned scalar."""
+    support, ys, pool = _three_shot(seed=1)
+    _, _, _, labels = clusters((60, 60, 60), seed=1, spread=1.2)
+    learner = FolderProtoNet(knn=3, head_steps=10, gamma=0.5, support_edges=True).train()
+    loss, logp = learner.loss(support, ys, pool, labels, 3)
+    assert logp.shape == (len(pool), 3) and torch.isfinite(loss)
+    loss.backward()
+    grads = {n: p.grad for n, p in learner.named_parameters()}
+    assert set(grads) == set(FolderProtoNet.config_parameters)
+    assert all(g is not None and torch.isfinite(g) and g != 0 for g in grads.values()), grads
+    learner.eval()
+    with torch.enable_grad():
+        assert not learner.fit(support, ys, 3, pool=pool).pool_proba.requires_grad
+
+
+def test_a_checkpoint_keeps_the_meta_parameters_in_its_card_not_its_weights(tmp_path):
+    from safetensors import safe_open
+
+    from app.core.checkpoints import load_checkpoint, save_checkpoint
+
+    learner = FolderProtoNet(knn=3)
+    with torch.no_grad():  # as if meta-trained
+        learner.log_tau.fill_(np.log(7.25))
+        learner.gamma_.fill_(0.125)
+    spec = InputSpec(size=(1, D), channels=1, mean=(0.0,), std=(1.0,), resize="stretch")
+    save_checkpoint(FewShotModel(Identity((1, 1, D)), {"folder": learner}, spec), tmp_path / "m")
+    with safe_open(str(tmp_path / "m.safetensors"), "pt") as f:
+        assert not [k for k in f.keys() if k.startswith("learners.folder.")]
+    loaded, card = load_checkpoint(tmp_path / "m")
+    cfg = card["architecture"]["learners"]["folder"]
+    assert (cfg["tau"], cfg["gamma"]) == (7.25, 0.125)
+    assert loaded.learner("folder").config() == learner.config()

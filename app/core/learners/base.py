@@ -62,6 +62,9 @@ class MetaLearner(nn.Module, ABC):
     method: ClassVar[str]
     label: str = ""
     capabilities: ClassVar[Capabilities] = Capabilities()
+    # Parameters that ``config()`` records in full (a few meta-learned scalars): the card
+    # carries them, the weights file leaves them out (``config_keys``).
+    config_parameters: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, label: str | None = None) -> None:
         super().__init__()
@@ -101,6 +104,12 @@ class MetaLearner(nn.Module, ABC):
         adapted = self.fit(support, support_labels, num_classes)
         logits = adapted.logits(query)
         return F.cross_entropy(logits, query_labels), logits
+
+
+def config_keys(module: nn.Module) -> set[str]:
+    """State-dict keys of every learner's ``config_parameters`` inside ``module``."""
+    return {f"{name}.{p}" if name else p for name, m in module.named_modules()
+            if isinstance(m, MetaLearner) for p in m.config_parameters}
 
 
 def infer_num_classes(labels: torch.Tensor, num_classes: int | None) -> int:

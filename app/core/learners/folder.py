@@ -33,6 +33,13 @@ A fit then works in that small space: distances to a prototype are exact for ima
 anchors' span (the prototype's part outside it is kept as a per-class constant), the
 smoothing runs over the anchors, and labelling the folder is one small matrix product.
 Deterministic: same features, same examples, same labels.
+
+Its few continuous parameters (``tau``, ``lam``, ``kappa``, ``head_lr``, ``gamma``,
+``calib``) are meta-learned by gradient (``python -m app train --method folder --pool
+dirichlet``): in training mode ``fit`` keeps the autograd graph through the anchoring, the
+head's gradient steps (second order) and the smoothing, and ``loss`` is the cross-entropy of
+the smoothed labels of an imbalanced pool. They are ``config_parameters``: the card's
+config records them and the weights file leaves them out.
 """
 from __future__ import annotations
 
@@ -41,6 +48,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..errors import Cancelled
 from .base import Adapted, Capabilities, MetaLearner, class_means, infer_num_classes
@@ -48,7 +56,10 @@ from .base import Adapted, Capabilities, MetaLearner, class_means, infer_num_cla
 
 def _softmax(x: torch.Tensor) -> torch.Tensor:
     """Row softmax of a (n, classes) matrix: for a handful of classes ~4x faster than
-    ``Tensor.softmax(1)`` on the CPU (measured: 0.33 vs 1.22 ms for 20k x 10)."""
+    ``Tensor.softmax(1)`` on the CPU (measured: 0.33 vs 1.22 ms for 20k x 10); in place,
+    so ``Tensor.softmax`` when autograd records (meta-training)."""
+    if torch.is_grad_enabled():
+        return x.softmax(1)
     e = (x - x.max(1, keepdim=True).values).exp_()
     return e.div_(e.sum(1, keepdim=True))
 
@@ -114,8 +125,10 @@ class FolderAdapted(Adapted):
 class FolderProtoNet(MetaLearner):
     method = "folder"
     label = "Folder-aware ProtoNet"
-    capabilities = Capabilities(reads_pool=True, trainable=False)
+    capabilities = Capabilities(reads_pool=True, trainable=True)
     project_above = 2.5e7  # images x anchors beyond which the search runs in ``proj_dim`` axes
+    # Meta-learned, each as its logarithm (``gamma`` as itself): config, not weights.
+    config_parameters = ("log_tau", "log_lam", "log_kappa", "log_head_lr", "log_calib", "gamma_")
 
     def __init__(self, beta: float = 0.5, tau: float = 10.0, kappa: float = 1.0,
                  mix_iters: int = 5, knn: int = 5, lam: float = 0.3, gamma: float = 0.0,
@@ -124,12 +137,43 @@ class FolderProtoNet(MetaLearner):
                  calib: float = 1.0, head_steps: int = 0, head_lr: float = 0.3,
                  head_full: float = 3.0, label: str | None = None) -> None:
         super().__init__(label)
-        self.beta, self.tau, self.kappa, self.mix_iters = beta, tau, kappa, mix_iters
-        self.knn, self.lam, self.gamma, self.smooth_iters = knn, lam, gamma, smooth_iters
+        self.beta, self.mix_iters = beta, mix_iters
+        self.knn, self.smooth_iters = knn, smooth_iters
         self.support_edges = support_edges
         self.max_anchors, self.proj_dim, self.seed = max_anchors, proj_dim, seed
-        self.calib = calib
-        self.head_steps, self.head_lr, self.head_full = head_steps, head_lr, head_full
+        self.head_steps, self.head_full = head_steps, head_full
+        for name, value in (("tau", tau), ("lam", lam), ("kappa", kappa), ("head_lr", head_lr),
+                            ("calib", calib)):
+            if value <= 0:
+                raise ValueError(f"folder learner: {name} must be > 0 (got {value})")
+            setattr(self, f"log_{name}", nn.Parameter(torch.tensor(float(value)).log()))
+        self.gamma_ = nn.Parameter(torch.tensor(float(gamma)))
+
+    # The meta-learned parameters as (0-d) tensors: exp of their logarithms.
+    tau = property(lambda self: self.log_tau.exp())
+    lam = property(lambda self: self.log_lam.exp())
+    kappa = property(lambda self: self.log_kappa.exp())
+    head_lr = property(lambda self: self.log_head_lr.exp())
+    calib = property(lambda self: self.log_calib.exp())
+    gamma = property(lambda self: self.gamma_)
+
+    @classmethod
+    def from_options(cls, neck, embed_dim, full_network, options):  # noqa: ANN001, ANN206
+        """A fresh folder learner for ``train`` (its class defaults; no neck)."""
+        if full_network:
+            raise ValueError("the folder learner works on backbone features: use "
+                             "--freeze-backbone (or --init a model with a frozen backbone)")
+        return cls()
+
+    def loss(self, support: torch.Tensor, support_labels: torch.Tensor,
+             query: torch.Tensor, query_labels: torch.Tensor,
+             num_classes: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Meta-training: the episode's query images are the unlabeled pool; the loss is
+        the cross-entropy of their smoothed (reported) probabilities."""
+        adapted = self.fit(support, support_labels, num_classes, pool=query)
+        assert adapted.pool_proba is not None
+        logp = adapted.pool_proba.clamp_min(1e-12).log()
+        return F.nll_loss(logp, query_labels, ignore_index=-1), logp
 
     # -- feature space ------------------------------------------------------------------
     def _pre(self, x: torch.Tensor) -> torch.Tensor:
@@ -220,9 +264,15 @@ class FolderProtoNet(MetaLearner):
                              self.knn), make)
 
     # -- the interface ------------------------------------------------------------------
-    @torch.no_grad()
     def fit(self, support: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None,
             pool: FolderPool | torch.Tensor | None = None) -> FolderAdapted:
+        """In training mode (and with gradients on) the result keeps the autograd graph to
+        the meta-learned parameters; otherwise nothing is recorded."""
+        with torch.set_grad_enabled(self.training and torch.is_grad_enabled()):
+            return self._fit(support, labels, num_classes, pool)
+
+    def _fit(self, support: torch.Tensor, labels: torch.Tensor, num_classes: int | None,
+             pool: FolderPool | torch.Tensor | None) -> FolderAdapted:
         n = infer_num_classes(labels, num_classes)
         if pool is None:  # no folder: folder statistics from the examples alone
             pool = FolderPool(support)
@@ -256,27 +306,32 @@ class FolderProtoNet(MetaLearner):
               labels: torch.Tensor, shots: float) -> torch.Tensor:
         """``head_steps`` gradient-descent steps on the examples' cross-entropy from
         ``protos``; the step size ramps from 0 at one example a class to ``head_lr`` at
-        ``head_full``, and halves (the step undone) whenever the loss would rise."""
-        lr = self.head_lr * min(1.0, max(0.0, (shots - 1.0) / max(self.head_full - 1.0, 1e-6)))
-        if self.head_steps <= 0 or lr <= 0:
+        ``head_full``, and halves (the step undone) whenever the loss would rise. With
+        gradients on (meta-training) the steps stay differentiable (second order)."""
+        ramp = min(1.0, max(0.0, (shots - 1.0) / max(self.head_full - 1.0, 1e-6)))
+        if self.head_steps <= 0 or ramp <= 0:
             return protos
+        meta = torch.is_grad_enabled()
+        lr = self.head_lr * ramp
+
         def loss_and_grad(w: torch.Tensor) -> tuple[float, torch.Tensor]:
             with torch.enable_grad():
-                w = w.detach().requires_grad_(True)
+                if not (meta and w.requires_grad):
+                    w = w.detach().requires_grad_(True)
                 loss = F.cross_entropy(self.tau * _score(support, w, perp), labels)
-                (grad,) = torch.autograd.grad(loss, w)
+                (grad,) = torch.autograd.grad(loss, w, create_graph=meta)
             return loss.item(), grad
 
-        w = protos.detach()
+        w = protos
         loss, grad = loss_and_grad(w)
         for _ in range(self.head_steps):
             trial = w - lr * grad
             new, new_grad = loss_and_grad(trial)
             if new > loss:
-                lr *= 0.5
+                lr = lr * 0.5
                 continue
             w, loss, grad = trial, new, new_grad
-        return w.detach()
+        return w if meta else w.detach()
 
     def _smooth(self, adapted: FolderAdapted, pool: FolderPool, mean: torch.Tensor,
                 shots: float, support: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
@@ -315,11 +370,12 @@ class FolderProtoNet(MetaLearner):
         return out
 
     def config(self) -> dict[str, Any]:
-        return {"method": self.method, "beta": self.beta, "tau": self.tau, "kappa": self.kappa,
-                "mix_iters": self.mix_iters, "knn": self.knn, "lam": self.lam,
-                "gamma": self.gamma, "smooth_iters": self.smooth_iters,
+        v = lambda t: float(f"{float(t.detach()):.6g}")  # noqa: E731  (not float32 noise)
+        return {"method": self.method, "beta": self.beta, "tau": v(self.tau),
+                "kappa": v(self.kappa), "mix_iters": self.mix_iters, "knn": self.knn,
+                "lam": v(self.lam), "gamma": v(self.gamma), "smooth_iters": self.smooth_iters,
                 "support_edges": self.support_edges, "max_anchors": self.max_anchors,
-                "proj_dim": self.proj_dim, "seed": self.seed, "calib": self.calib,
-                "head_steps": self.head_steps, "head_lr": self.head_lr,
+                "proj_dim": self.proj_dim, "seed": self.seed, "calib": v(self.calib),
+                "head_steps": self.head_steps, "head_lr": v(self.head_lr),
                 "head_full": self.head_full, **self.label_config()}
 
