@@ -45,11 +45,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--way", type=int, required=True)
     e.add_argument("--shot", required=True, metavar="K[,K...]",
                    help="examples a class; several (e.g. 1,5): episodes cycle through them")
-    e.add_argument("--pool", choices=POOLS, default="balanced",
+    e.add_argument("--pool", default="balanced", metavar="KIND[,KIND...]",
                    help="the episodes' query set, which a folder-aware learner reads as its "
                         "unlabeled pool: balanced, dirichlet (uneven class proportions, "
-                        "Dirichlet(2)) or rest (all remaining images of the classes); "
-                        "validation uses the same kind")
+                        "Dirichlet(2)) or rest (all remaining images of the classes); several "
+                        "(e.g. dirichlet,rest): episodes cycle through them with the shots; "
+                        "validation uses the first")
     e.add_argument("--query", type=int, default=15)
     e.add_argument("--episodes", type=int, required=True,
                    help="optimiser steps (each averages --meta-batch episodes)")
@@ -124,6 +125,9 @@ def run(a: argparse.Namespace) -> int:
             raise ValueError
     except ValueError:
         return fail(f"--shot {a.shot!r}: expected a positive number, or several like 1,5")
+    pools = [s.strip() for s in a.pool.split(",") if s.strip()]
+    if not pools or set(pools) - set(POOLS):
+        return fail(f"--pool {a.pool!r}: expected {', '.join(POOLS)} or several of them")
     if a.resume and not state_path(a.out).is_file():
         return fail(f"--resume: {state_path(a.out)} not found")
     if not a.resume and state_path(a.out).is_file():
@@ -167,7 +171,7 @@ def run(a: argparse.Namespace) -> int:
     hp = {k: v for k, v in vars(a).items() if k not in ("func", "command", "quiet")}
     card["hyperparameters"] = hp
     card["method"] = a.method
-    cfg = TrainConfig(method=a.method, way=a.way, shot=max(shots), shots=shots, pool=a.pool,
+    cfg = TrainConfig(method=a.method, way=a.way, shot=max(shots), shots=shots, pools=pools,
                       query=a.query,
                       episodes=a.episodes, out=a.out, lr=a.lr, lr_step=a.lr_step,
                       lr_gamma=a.lr_gamma, weight_decay=a.weight_decay, meta_batch=a.meta_batch,

@@ -66,7 +66,8 @@ class TrainConfig:
     set_mean: bool = True
     time_limit: float = 0.0     # seconds; stop (validate, save) once exceeded (0 = none)
     shots: list[int] = field(default_factory=list)  # episodes cycle through these (default [shot])
-    pool: str = "balanced"      # the episodes' query set (a folder-aware learner's pool)
+    pools: list[str] = field(default_factory=list)  # the episodes' query sets (a folder-aware
+    # learner's pool), cycled with the shots (default ["balanced"]); validation uses the first
     extra_card: dict[str, Any] = field(default_factory=dict)
 
 
@@ -128,17 +129,18 @@ def train(cfg: TrainConfig, model: FewShotModel, train_classes: list[ClassFolder
             p.requires_grad_(False)
     want = "features" if cfg.freeze_backbone else "images"
     # All training items are needed: prepare with all_items (episodes are drawn later).
-    shots = cfg.shots or [cfg.shot]
+    shots, pools = cfg.shots or [cfg.shot], cfg.pools or ["balanced"]
     tr = prepare_episodes(model, train_classes, data, cfg.way, max(shots), cfg.query, 0,
                           cfg.seed, want=want, device=device, cache=cache, all_items=True,
-                          quiet=quiet, label="train data", pool=cfg.pool)
+                          quiet=quiet, label="train data",
+                          pool="balanced" if "balanced" in pools else pools[0])  # needs most
     val = None
     if val_classes:
         vspec = val_data or data
         val = prepare_episodes(model, val_classes, vspec, cfg.val_way, cfg.val_shot,
                                cfg.val_query, cfg.val_episodes, cfg.seed + 12345,
                                want=want, device=device, cache=cache, quiet=quiet,
-                               label="validation data", pool=cfg.pool)
+                               label="validation data", pool=pools[0])
     params = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.StepLR(optim, step_size=max(cfg.lr_step, 1),
@@ -157,10 +159,9 @@ def train(cfg: TrainConfig, model: FewShotModel, train_classes: list[ClassFolder
     elif cfg.freeze_backbone and cfg.set_mean:
         _mean_features_into_necks(model, method, tr)
 
-    # one sampler a shot count; episode i uses shots[i % len(shots)]
-    samplers = [tr.sampler if s == max(shots) else
-                EpisodeSampler(tr.table, cfg.way, s, cfg.query, cfg.seed, pool=cfg.pool)
-                for s in shots]
+    # one sampler a (pool, shot count); episode i uses the (i mod their number)-th
+    samplers = [EpisodeSampler(tr.table, cfg.way, s, cfg.query, cfg.seed, pool=p)
+                for p in pools for s in shots]
     save_every = cfg.save_every or cfg.val_every
     prog = Progress(cfg.episodes, f"train {method}", start_at=step, quiet=quiet)
     run_loss, run_acc, t0, steps_here = 0.0, 0.0, time.monotonic(), 0
@@ -266,7 +267,8 @@ def _write_checkpoint(cfg: TrainConfig, model: FewShotModel,
         "validation": ({"data": (val_data or data).describe(),
                         "classes": len(val_classes or []),
                         "way": cfg.val_way, "shot": cfg.val_shot, "query": cfg.val_query,
-                        "episodes": cfg.val_episodes} if val_classes else None),
+                        "episodes": cfg.val_episodes,
+                        "pool": (cfg.pools or ["balanced"])[0]} if val_classes else None),
         "episodes_done": step,
         "episodes_planned": cfg.episodes,
         "tasks_per_step": cfg.meta_batch,

@@ -163,10 +163,14 @@ def test_evaluate_realistic_pools_with_a_folder_aware_learner(tiny_data: Path, t
                   if e["method"] == "folder") == [("balanced", 0), ("dirichlet", 0), ("rest", 0), ("rest", 4)]
 
 
-def test_train_refuses_a_bad_shot_list_with_a_clear_message(tiny_data: Path, tmp_path: Path,
+def test_train_refuses_bad_shot_and_pool_lists_with_a_clear_message(tiny_data: Path, tmp_path: Path,
                                                              capsys) -> None:
     for bad in ("0", "1,x", ","):
         assert main(["train", "--method", "folder", "--data", str(tiny_data), "--way", "3",
                      "--shot", bad, "--episodes", "1", "--pool", "dirichlet",
                      "--out", str(tmp_path / "m"), "--quiet"]) == 2
         assert f"--shot {bad!r}: expected a positive number, or several like 1,5" in capsys.readouterr().err
+    assert main(["train", "--method", "folder", "--data", str(tiny_data), "--way", "3",
+                 "--shot", "1,5", "--episodes", "1", "--pool", "dirichlet,everything",
+                 "--out", str(tmp_path / "m"), "--quiet"]) == 2
+    assert "--pool 'dirichlet,everything': expected balanced, dirichlet, rest" in capsys.readouterr().err

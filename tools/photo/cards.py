@@ -23,7 +23,7 @@ COLUMNS = [  # (key, header, data, way, shot)
 ]
 HP_KEYS = ("data", "val", "way", "shot", "query", "episodes", "meta_batch", "lr", "lr_step",
            "weight_decay", "seed", "val_way", "val_shot", "val_query", "val_episodes",
-           "val_every", "freeze_backbone", "first_order", "test_inner_steps", "half")
+           "val_every", "freeze_backbone", "first_order", "test_inner_steps", "half", "pool")
 ENTRY_KEYS = ("data", "rotations", "class_split", "subset", "split_seed", "method", "way",
               "shot", "query", "episodes", "seed")
 
