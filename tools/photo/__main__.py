@@ -13,7 +13,7 @@ import torch
 from app.core.checkpoints import load_checkpoint, save_checkpoint
 
 from . import cards, recipe
-from .texts import DUAL_CARD, PROFILES
+from .texts import DUAL_CARD, DUAL_META_LABEL, DUAL_META_METHOD, PROFILES
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data"
@@ -155,10 +155,10 @@ DUAL_SIZE = 240  # Lite1's own resolution; MobileNetV2 measured no worse there t
 def cmd_dual(a: argparse.Namespace) -> int:
     """MobileNetV2 (the shipped ``photo-mobilenetv2`` backbone) and EfficientNet-Lite1 on
     the same crop, each normalising the pixels its own way, features L2-normalised each and
-    concatenated (``Concat``); learners: the folder-aware one (photo-mobilenetv2's settings,
-    or with ``--folder`` those meta-learned by ``python -m app train --method folder``, the
-    reported confidence's temperature set by ``--calib``), and the centroid baseline at this
-    width."""
+    concatenated (``Concat``); learners: the folder-aware one with photo-mobilenetv2's
+    settings, optionally (``--meta-folder``) a second one whose settings were meta-learned by
+    ``python -m app train --method folder`` (its confidence temperature set by
+    ``--meta-calib``), and the centroid baseline at this width."""
     from app.core.backbones import Concat
     from app.core.inputspec import InputSpec
     from app.core.learners import build_learner
@@ -171,26 +171,24 @@ def cmd_dual(a: argparse.Namespace) -> int:
                         "mean": recipe.LITE_MEAN, "std": recipe.LITE_STD}])
     backbone.parts[0].load_state_dict(base.backbone.state_dict())
     backbone.parts[1].load_state_dict(recipe.lite_backbone(weights, 1).state_dict())
-    folder_config = base.learner("folder").config()
-    trained = {}
-    if a.folder:
-        trained_model, trained = load_checkpoint(a.folder)
-        folder_config = trained_model.learner("folder").config()
-    if a.calib is not None:
-        folder_config["calib"] = a.calib
-    folder = build_learner(folder_config)
+    learners = {"folder": build_learner(base.learner("folder").config())}
+    card = {**DUAL_CARD, "starting_weights": {
+        "parts": [base_card.get("starting_weights", {}), recipe.lite_provenance(weights, 1)]}}
+    if a.meta_folder:
+        trained_model, trained = load_checkpoint(a.meta_folder)
+        config = {**trained_model.learner("folder").config(), "label": DUAL_META_LABEL}
+        if a.meta_calib is not None:
+            config["calib"] = a.meta_calib
+        learners["folder-meta"] = build_learner(config)
+        card["methods"] = {**card["methods"], "folder-meta": DUAL_META_METHOD}
+        card["training"] = {"folder-meta": cards.training_summary(trained),
+                            "calib": a.meta_calib if a.meta_calib is not None else "as trained"}
     spec = InputSpec(size=(DUAL_SIZE, DUAL_SIZE), channels=3, mean=(0.0,) * 3,
                      std=(1.0,) * 3, resize="center_crop", crop_fraction=1.0)  # [0, 1]
     centroid = recipe.centroid_learner().config()  # the baseline, at this backbone's width
     centroid["neck"]["in_dim"] = backbone.out_dim
-    model = recipe.photo_model(backbone.eval(), {"folder": folder,
-                                                 "centroid": build_learner(centroid)},
-                               spec, default_method="folder")
-    card = {**DUAL_CARD, "starting_weights": {
-        "parts": [base_card.get("starting_weights", {}), recipe.lite_provenance(weights, 1)]}}
-    if trained:
-        card["training"] = {"folder": cards.training_summary(trained),
-                            "calib": a.calib if a.calib is not None else "as trained"}
+    learners["centroid"] = build_learner({**centroid, "label": "Nearest centroid (examples only)"})
+    model = recipe.photo_model(backbone.eval(), learners, spec, default_method="folder")
     save_checkpoint(model, a.out, card, half=True)
     print(f"wrote {a.out}: {json.dumps(card['starting_weights'])[:200]}...")
     return 0
@@ -243,9 +241,10 @@ def main(argv: list[str] | None = None) -> int:
     d = sub.add_parser("dual", help="build photo-mobilenetv2-lite1 (no training)")
     d.add_argument("--out", required=True)
     d.add_argument("--base", default=str(REPO / "pretrained" / "photo-mobilenetv2"))
-    d.add_argument("--folder", metavar="CHECKPOINT",
-                   help="take the folder learner's settings from this trained checkpoint")
-    d.add_argument("--calib", type=float, help="the folder learner's confidence temperature")
+    d.add_argument("--meta-folder", metavar="CHECKPOINT",
+                   help="add 'folder-meta': the folder learner trained in this checkpoint")
+    d.add_argument("--meta-calib", type=float,
+                   help="folder-meta's confidence temperature (default: as trained)")
     d.set_defaults(func=cmd_dual)
     a = ap.parse_args(argv)
     return a.func(a)
