@@ -1,4 +1,4 @@
-"""``python -m app train``: episodic meta-training of ProtoNet or MAML.
+"""``python -m app train``: episodic meta-training of ProtoNet, MAML or the folder learner.
 
 Example (the Omniglot protocol, Conv-4 ProtoNet):
 
