@@ -64,6 +64,11 @@ def _softmax(x: torch.Tensor) -> torch.Tensor:
     return e.div_(e.sum(1, keepdim=True))
 
 
+def _l2_(x: torch.Tensor) -> torch.Tensor:
+    """``F.normalize(x, dim=-1)`` in place (the same arithmetic)."""
+    return x.div_(torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min_(1e-12))
+
+
 def _score(z: torch.Tensor, p: torch.Tensor, perp: torch.Tensor) -> torch.Tensor:
     """``-|z - p|^2`` up to a per-row constant (``|z|^2``, which no softmax over classes
     sees), for ``p`` with a part of squared norm ``perp`` outside the space of ``z``:
@@ -177,14 +182,16 @@ class FolderProtoNet(MetaLearner):
 
     # -- feature space ------------------------------------------------------------------
     def _pre(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.float()
+        """Power transform and L2, in place on one float32 copy: each fresh temporary of a
+        2,048 x 2,560 chunk costs its page faults (the features never carry gradients)."""
+        x = x.to(torch.float32, copy=True)
         if self.beta != 1.0:
-            x = x.clamp_min(0) ** self.beta
-        return F.normalize(x, dim=-1)
+            x.clamp_(min=0).pow_(self.beta)
+        return _l2_(x)
 
     def transform(self, x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
         """Folder space: power transform, L2, minus the folder mean, L2."""
-        return F.normalize(self._pre(x) - mean, dim=-1)
+        return _l2_(self._pre(x).sub_(mean))
 
     def project(self, x: torch.Tensor, mean: torch.Tensor, basis: torch.Tensor | None) -> torch.Tensor:
         z = self.transform(x, mean)
@@ -249,8 +256,11 @@ class FolderProtoNet(MetaLearner):
             idx = torch.empty(n, k, dtype=torch.long)
             kth = torch.full((n,), float("inf"))
             if k > 0:
+                # One similarity buffer for every chunk: a fresh 1024 x 20k matrix a chunk
+                # costs its page faults, 3x the product itself (bench_folder.py).
+                buf = torch.empty(min(1024, n), a)
                 for s in pool.chunks(size=1024):
-                    sim = zp[s] @ anchors.T
+                    sim = torch.mm(zp[s], anchors.T, out=buf[:s.stop - s.start])
                     own = anchor_of[s]
                     hit = (own >= 0).nonzero().flatten()
                     sim[hit, own[hit]] = -float("inf")  # not its own neighbour
