@@ -14,7 +14,7 @@ from ..core.checkpoints import CheckpointError, load_checkpoint
 from .common import add_data_flags, add_runtime_flags, apply_runtime, data_spec, fail, open_cache
 from ..training.data import DatasetError, select_classes
 from ..training.episodes import mean_ci95, prepare_episodes, run_feature_episodes
-from ..training.sampler import POOLS
+from ..training.sampler import ALL_WAYS, POOLS
 from ..training.models import set_inner_steps
 from ..core.progress import Progress
 
@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="with --subset val: the N classes train held out for validation "
                         "(same --class-split/--split-seed as train) -- for choosing settings "
                         "without touching the test classes")
-    p.add_argument("--way", type=int, required=True)
+    p.add_argument("--way", type=_way, required=True, metavar="N|all",
+                   help="classes an episode; all: every usable class of the dataset (with "
+                        "--pool rest, each episode labels the whole folder)")
     p.add_argument("--shot", type=int, required=True)
     p.add_argument("--query", type=int, default=15,
                    help="unlabeled pool images per class (default 15; with --pool dirichlet "
@@ -91,6 +93,15 @@ def record_in_card(model_path: str, result: dict) -> None:
     atomic_write_text(card_path, json.dumps(card, indent=2) + "\n")
 
 
+def _way(text: str) -> int:
+    if text == "all":
+        return ALL_WAYS
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'all', not {text!r}") from None
+
+
 def run(a: argparse.Namespace) -> int:
     device = apply_runtime(a)
     if a.episodes < 1:
@@ -111,6 +122,7 @@ def run(a: argparse.Namespace) -> int:
                                     distractors=a.distractors)
     except (CheckpointError, DatasetError, ValueError) as e:
         return fail(str(e))
+    a.way = prepared.sampler.way  # --way all: the number of usable classes
     prog = Progress(a.episodes, f"evaluate {a.way}-way {a.shot}-shot", quiet=a.quiet)
     accs = run_feature_episodes(model, method, prepared, a.way, prog)
     prog.close()

@@ -19,7 +19,7 @@ from .data import ClassFolder, DataSpec, ItemTable, build_items
 from .inputs import (ImageStore, decode_files, drop_bad_files, features_from_files,
                      features_from_store, should_preload)
 from ..core.progress import Progress
-from .sampler import Episode, EpisodeSampler, min_images
+from .sampler import ALL_WAYS, Episode, EpisodeSampler, min_images
 
 
 @dataclass
@@ -70,8 +70,8 @@ def prepare_episodes(model: FewShotModel, classes: Sequence[ClassFolder], spec: 
                             min_images=min_images(shot, query, pool))
         for msg in table.skipped:
             print(f"warning: {msg}", file=sys.stderr)
-        sampler = EpisodeSampler(table, way, shot, query, seed, pool=pool, alpha=alpha,
-                                 distractors=distractors)
+        sampler = EpisodeSampler(table, way if way != ALL_WAYS else table.num_classes, shot,
+                                 query, seed, pool=pool, alpha=alpha, distractors=distractors)
         eps = sampler.episodes(0, episodes)
         items = np.arange(len(table)) if all_items else _union(eps)
         file_idx = np.unique(table.item_file[items])

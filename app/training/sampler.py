@@ -41,6 +41,9 @@ class Episode:
 POOLS = ("balanced", "dirichlet", "rest")
 
 
+ALL_WAYS = 0  # ``way`` meaning every usable class of the dataset (``--way all``)
+
+
 def min_images(shot: int, query: int, pool: str = "balanced") -> int:
     """Images a class needs to take part: shot + query (balanced), else shot + 1."""
     return shot + (query if pool == "balanced" else 1)

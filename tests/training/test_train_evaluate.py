@@ -94,6 +94,15 @@ def test_evaluate_reports_skips_and_too_many_ways(tiny_data: Path, tmp_path: Pat
                  "--shot", "1", "--query", "2", "--episodes", "3"]) == 0
     text = capsys.readouterr().out
     assert "3-way 1-shot" in text and "95% CI" in text
+    # --way all: every usable class at once (with --pool rest: the whole folder labelled)
+    assert main(["evaluate", "--model", str(out), "--data", str(tiny_data), "--way", "all",
+                 "--shot", "1", "--pool", "rest", "--episodes", "2", "--json", "--quiet"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    assert (got["way"], got["pool"]) == (9, "rest")  # alpha1/small's 2 images now suffice
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--model", str(out), "--data", str(tiny_data), "--way", "most",
+              "--shot", "1", "--episodes", "2"])
+    assert "expected a number or 'all', not 'most'" in capsys.readouterr().err
 
 
 def test_full_network_maml_trains_and_evaluates(tiny_data: Path, tmp_path: Path, capsys) -> None:
