@@ -225,3 +225,18 @@ def test_a_checkpoint_keeps_the_meta_parameters_in_its_card_not_its_weights(tmp_
     cfg = card["architecture"]["learners"]["folder"]
     assert (cfg["tau"], cfg["gamma"]) == (7.25, 0.125)
     assert loaded.learner("folder").config() == learner.config()
+
+
+def test_the_in_place_folder_space_equals_the_differentiable_one():
+    """The no-gradient path transforms in place (one copy, no page-fault-bound temporaries);
+    features that carry gradients take the out-of-place path, with the same values."""
+    learner = FolderProtoNet(beta=0.5)
+    x = torch.rand(50, D) - 0.2  # some negative entries: clamped before the power
+    mean = torch.rand(D) * 0.05
+    keep = x.clone()
+    fast = learner.transform(x, mean)
+    assert torch.equal(x, keep)  # the caller's features are untouched
+    xg = x.clone().requires_grad_(True)
+    slow = learner.transform(xg, mean)
+    slow.sum().backward()
+    assert torch.allclose(fast, slow.detach(), atol=1e-6) and xg.grad is not None

@@ -183,7 +183,11 @@ class FolderProtoNet(MetaLearner):
     # -- feature space ------------------------------------------------------------------
     def _pre(self, x: torch.Tensor) -> torch.Tensor:
         """Power transform and L2, in place on one float32 copy: each fresh temporary of a
-        2,048 x 2,560 chunk costs its page faults (the features never carry gradients)."""
+        2,048 x 2,560 chunk costs its page faults. Out of place for features that carry
+        gradients (a backbone trained through this learner)."""
+        if x.requires_grad:
+            x = x.float().clamp_min(0) ** self.beta if self.beta != 1.0 else x.float()
+            return F.normalize(x, dim=-1)
         x = x.to(torch.float32, copy=True)
         if self.beta != 1.0:
             x.clamp_(min=0).pow_(self.beta)
@@ -191,7 +195,8 @@ class FolderProtoNet(MetaLearner):
 
     def transform(self, x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
         """Folder space: power transform, L2, minus the folder mean, L2."""
-        return _l2_(self._pre(x).sub_(mean))
+        x = self._pre(x)
+        return F.normalize(x - mean, dim=-1) if x.requires_grad else _l2_(x.sub_(mean))
 
     def project(self, x: torch.Tensor, mean: torch.Tensor, basis: torch.Tensor | None) -> torch.Tensor:
         z = self.transform(x, mean)
