@@ -122,7 +122,8 @@ def load_checkpoint(path: str | os.PathLike[str], device: str | torch.device = "
     state = {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
     try:
         missing, unexpected = model.load_state_dict(state, strict=False)
-        missing = [k for k in missing if k not in config_keys(model)]  # built from the card
+        in_card = config_keys(model)  # built from the card's config
+        missing = [k for k in missing if k not in in_card]
     except RuntimeError as e:
         first = str(e).strip().splitlines()[-1].strip()
         raise CheckpointError(f"{weights_path}: does not fit the card's architecture ({first})") from None

@@ -66,8 +66,8 @@ class TrainConfig:
     set_mean: bool = True
     time_limit: float = 0.0     # seconds; stop (validate, save) once exceeded (0 = none)
     shots: list[int] = field(default_factory=list)  # episodes cycle through these (default [shot])
-    pools: list[str] = field(default_factory=list)  # the episodes' query sets (a folder-aware
-    # learner's pool), cycled with the shots (default ["balanced"]); validation uses the first
+    pools: list[str] = field(default_factory=lambda: ["balanced"])  # the episodes' query sets
+    # (a folder-aware learner's pool), cycled with the shots; validation uses the first
     extra_card: dict[str, Any] = field(default_factory=dict)
 
 
@@ -129,7 +129,7 @@ def train(cfg: TrainConfig, model: FewShotModel, train_classes: list[ClassFolder
             p.requires_grad_(False)
     want = "features" if cfg.freeze_backbone else "images"
     # All training items are needed: prepare with all_items (episodes are drawn later).
-    shots, pools = cfg.shots or [cfg.shot], cfg.pools or ["balanced"]
+    shots, pools = cfg.shots or [cfg.shot], cfg.pools
     tr = prepare_episodes(model, train_classes, data, cfg.way, max(shots), cfg.query, 0,
                           cfg.seed, want=want, device=device, cache=cache, all_items=True,
                           quiet=quiet, label="train data",
@@ -268,7 +268,7 @@ def _write_checkpoint(cfg: TrainConfig, model: FewShotModel,
                         "classes": len(val_classes or []),
                         "way": cfg.val_way, "shot": cfg.val_shot, "query": cfg.val_query,
                         "episodes": cfg.val_episodes,
-                        "pool": (cfg.pools or ["balanced"])[0]} if val_classes else None),
+                        "pool": cfg.pools[0]} if val_classes else None),
         "episodes_done": step,
         "episodes_planned": cfg.episodes,
         "tasks_per_step": cfg.meta_batch,

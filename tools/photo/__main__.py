@@ -15,7 +15,7 @@ from app.core.checkpoints import load_checkpoint, save_checkpoint
 from . import cards, recipe
 from .texts import DUAL_CARD, DUAL_META_LABEL, DUAL_META_METHOD, PROFILES
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = cards.REPO
 DATA = REPO.parent / "shared" / "data"
 
 
