@@ -5,6 +5,7 @@ projects and exports import no torch.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 from dataclasses import dataclass
 from typing import Sequence
@@ -27,6 +28,9 @@ def from_bf16(bits: np.ndarray) -> np.ndarray:
     return (np.asarray(bits, np.uint16).astype(np.uint32) << np.uint32(16)).view(np.float32)
 
 
+_ALLOCATIONS = itertools.count()
+
+
 class FeatureTable:
     """Append-only map path -> feature vector, kept in one growable matrix (capacity
     doubles), so streaming 100k rows in small batches costs O(n) and ``locate`` + fancy
@@ -42,6 +46,7 @@ class FeatureTable:
         self._rows = 0
         self._reserved = 0
         self.dim: int | None = None
+        self.allocation = next(_ALLOCATIONS)  # a new number with each new matrix buffer
 
     def __len__(self) -> int:
         return len(self._index)
@@ -77,6 +82,7 @@ class FeatureTable:
             if self._rows:
                 buf[:self._rows] = self._buf[:self._rows]
             self._buf = buf  # old buffer stays valid for whoever still holds it
+            self.allocation = next(_ALLOCATIONS)
         self._buf[self._rows:need] = to_bf16(feats)
         for i, p in enumerate(paths):
             self._index[p] = self._rows + i
@@ -109,6 +115,22 @@ class FeatureTable:
         paths = list(paths)
         pos, rows = self.locate(paths)
         return [paths[i] for i in pos], from_bf16(self.matrix()[rows])
+
+
+@dataclass
+class FolderJob:
+    """Reading the folder before any example (a folder-aware learner's ``prepare``): its
+    features, as a ``ScoreJob`` holds them, and where the result is kept."""
+    method: str
+    query_feats: np.ndarray
+    query_rows: np.ndarray | None
+    pool_key: tuple
+    pool_cache: dict
+
+    def run(self, model, cancel: threading.Event | None = None) -> None:  # noqa: ANN001
+        from .scoring import read_folder
+
+        read_folder(self, model, cancel)
 
 
 @dataclass

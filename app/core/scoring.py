@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from .errors import Cancelled, ScoringError
-from .jobs import ScoreJob, ScoreOutcome
+from .jobs import FolderJob, ScoreJob, ScoreOutcome
 from .learners import Adapted, FolderPool
 from .model import FewShotModel
 
@@ -113,7 +113,7 @@ def score(model: FewShotModel, method: str, example_feats: np.ndarray, example_l
     return predict(adapted, query_feats, cancel=cancel)
 
 
-def _pool(job: ScoreJob, cancel: threading.Event | None) -> FolderPool:
+def _pool(job: ScoreJob | FolderJob, cancel: threading.Event | None) -> FolderPool:
     cache = job.pool_cache if job.pool_cache is not None else {}
     pool = cache.get(job.pool_key)
     if pool is None:
@@ -123,6 +123,15 @@ def _pool(job: ScoreJob, cancel: threading.Event | None) -> FolderPool:
         cache[job.pool_key] = pool
     pool.cancel = cancel
     return pool
+
+
+def read_folder(job: FolderJob, model: FewShotModel,
+                cancel: threading.Event | None = None) -> None:
+    """``FolderJob.run``: the learner derives what it reads from the folder (its
+    ``prepare``) into the session's pool cache, so the first fit after it is quick."""
+    learner = learner_of(model, job.method)
+    if learner.capabilities.reads_pool:
+        learner.prepare(_pool(job, cancel))
 
 
 def run_job(job: ScoreJob, model: FewShotModel, cancel: threading.Event | None = None,

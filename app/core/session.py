@@ -70,7 +70,7 @@ from .records import (PALETTE, UNKNOWN, ClassInfo, Example, Prediction, ResultRo
                       norm_path as _norm, valid_colour as _valid_colour)
 from .scan import ImageRecord
 from .errors import Cancelled, ScoringError
-from .jobs import FeatureTable, ScoreJob, ScoreOutcome, from_bf16
+from .jobs import FeatureTable, FolderJob, ScoreJob, ScoreOutcome, from_bf16
 
 
 class Session(SessionEdits):
@@ -214,8 +214,24 @@ class Session(SessionEdits):
         return ScoreJob(self._generation, self.method, ids, np.concatenate(rows),
                         np.asarray(labels, np.int64), [self.images[i] for i in pos],
                         self.features.matrix(), qrows, pos, self._folder_epoch, refine,
-                        (self._features_epoch, self._folder_epoch, len(self.features.matrix()),
-                         len(pos)), self._pool_cache)
+                        self._pool_key(len(pos)), self._pool_cache)
+
+    def _pool_key(self, n: int) -> tuple:
+        """What the folder's ``n`` embedded images' features are: a folder-aware learner's
+        work on them (the pool cache) holds while this does. Examples from outside the
+        folder add rows, not folder images, so the folder is not read again for them
+        (unless the feature matrix is reallocated: a new key frees the old matrix)."""
+        return (self._features_epoch, self._folder_epoch, self.features.allocation, n)
+
+    def make_folder_job(self) -> FolderJob | None:
+        """Reading the folder ahead of the examples, or None when there is nothing (new) to
+        read: fewer than 2 embedded images, or the folder read already."""
+        pos, qrows = self.features.locate(self.images)
+        key = self._pool_key(len(pos))
+        pool = self._pool_cache.get(key)
+        if len(pos) < 2 or (pool is not None and pool.complete):
+            return None
+        return FolderJob(self.method, self.features.matrix(), qrows, key, self._pool_cache)
 
     def apply_scores(self, outcome: ScoreOutcome) -> bool:
         """Install a finished job's predictions; images embedded since the snapshot are
@@ -367,6 +383,6 @@ class Session(SessionEdits):
             self._emit(topic, list(self._examples) if topic is Topic.EXAMPLES else None)
 
 __all__ = ["Session", "SessionEvent", "Topic", "ClassInfo", "Example", "Prediction", "ResultRow",
-           "ScoreJob", "Listener",
+           "ScoreJob", "FolderJob", "Listener",
            "ScoreOutcome", "ScoringError", "Cancelled", "UNKNOWN", "PALETTE",
            "_valid_colour"]

@@ -9,6 +9,8 @@ batch by batch, and (re)scoring from cached features. Qt glue only; the work is 
   included) and applies the outcome; a newer change cancels and restarts it. A learner
   that reads the folder streams its quick inductive result first, then the folder-aware
   one; it reads the folder only while no embedding runs (and once more when it ends).
+  Embedded with no examples yet, the folder is read ahead (``session.make_folder_job()``,
+  the learner's ``prepare``), so the first examples get folder-aware labels at once.
 """
 from __future__ import annotations
 
@@ -111,6 +113,7 @@ class Engine(QObject):
         self.loaded: LoadedModel | None = None
         self.embed_job: Job | None = None
         self.score_job: Job | None = None
+        self.folder_job: Job | None = None  # a folder-aware learner reading the folder ahead
         self.model_job: Job | None = None
         self._rescore_due = False
         self._embed_due = False
@@ -253,8 +256,9 @@ class Engine(QObject):
         self._embed_due = False
         if self.embed_job is not None:
             self.embed_job.cancel()
-        if self.score_job is not None:
-            self.score_job.cancel()
+        for job in (self.score_job, self.folder_job):
+            if job is not None:
+                job.cancel()
 
     # scoring ---------------------------------------------------------------------------
     def _learner(self, method: str):  # noqa: ANN202
@@ -283,9 +287,13 @@ class Engine(QObject):
             self._rescore_due = True
             self.score_job.cancel()
             return
-        sj = s.make_score_job(refine=not self._running(self.embed_job))
+        # While the folder is embedded or read ahead, the quick inductive labels only; the
+        # folder-aware ones follow when it is complete (``_embed_finished``, ``_folder_read``).
+        sj = s.make_score_job(refine=not (self._running(self.embed_job)
+                                          or self._running(self.folder_job)))
         if sj is None:
             s.rescore(None)  # nothing to score with: clears the predictions
+            self._read_folder()
             return
         if lm is None:
             return
@@ -305,6 +313,34 @@ class Engine(QObject):
             elif learner.capabilities.reads_pool and sj.refine:
                 self.busy.emit(f"{learner.label}: reading the folder...", 0, True)
         self.runner.start(job)
+
+    def _read_folder(self) -> None:
+        """No examples yet and the folder embedded: a folder-aware learner reads the folder
+        now (its ``prepare``: seconds at 100,000 images), so the first examples are
+        labelled folder-aware at once instead of after that wait."""
+        s, lm = self.session, self.loaded
+        if (s is None or lm is None or self.stopped or self.closed or not self._reads_pool()
+                or self._running(self.embed_job) or self._running(self.folder_job)):
+            return
+        fj = s.make_folder_job()
+        if fj is None:
+            return
+        model, learner = lm.model, self._learner(fj.method)
+        job = Job(lambda ctx: fj.run(model, ctx.cancel_event), name="Reading the folder")
+        self.folder_job = job
+        job.signals.error.connect(self.error)
+        job.signals.cancelled.connect(lambda: self.idle.emit(
+            "Reading the folder cancelled; it is read with the first examples"))
+        job.signals.result.connect(lambda _: self._folder_read())
+        job.signals.finished.connect(lambda j=job: setattr(self, "folder_job", None)
+                                     if j is self.folder_job else None)
+        self.busy.emit(f"{learner.label}: reading the folder...", 0, True)
+        self.runner.start(job)
+
+    def _folder_read(self) -> None:
+        if not self.closed:
+            self.idle.emit("Folder read: examples are labelled as soon as they are given")
+            self.schedule_rescore()  # examples given meanwhile: their folder-aware labels
 
     def _scored(self, outcome: Any) -> None:
         if self.session is None:

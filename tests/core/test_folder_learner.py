@@ -240,3 +240,56 @@ def test_the_in_place_folder_space_equals_the_differentiable_one():
     slow = learner.transform(xg, mean)
     slow.sum().backward()
     assert torch.allclose(fast, slow.detach(), atol=1e-6) and xg.grad is not None
+
+
+def test_prepare_derives_what_a_fit_reads_so_the_first_fit_derives_nothing():
+    s, ys, pool, _ = clusters((40, 25, 10), seed=8)
+    learner = FolderProtoNet(max_anchors=30, proj_dim=8)
+    learner.project_above = 0  # the large-folder path (anchors, axes) on a small pool
+    fp = FolderPool(pool)
+    learner.prepare(fp)
+    assert fp.complete
+    derived = dict(fp._derived)
+    a = learner.fit(s, ys, pool=fp).pool_proba
+    assert all(fp._derived[k] is v for k, v in derived.items()) and fp._derived.keys() == derived.keys()
+    assert torch.equal(a, learner.fit(s, ys, pool=FolderPool(pool)).pool_proba)  # same labels
+
+
+def _session_with_folder(n_classes, pool, extra=()):
+    session = Session()
+    paths = [f"/f/img{i:03}.png" for i in range(len(pool))]
+    session.set_folder("/f", paths)
+    session.add_features(paths, pool.numpy())
+    ids = [session.add_class(f"c{k}").id for k in range(n_classes)]
+    return session, ids, paths
+
+
+def test_the_session_reads_the_folder_before_the_examples():
+    sizes = (50, 20, 8)
+    s_feats, ys, pool, yq = clusters(sizes, seed=6)
+    model = FewShotModel(Identity((D,)), {"folder": FolderProtoNet()},
+                         InputSpec(size=(4, 8), channels=1, mean=(0.0,), std=(1.0,), resize="stretch"),
+                         default_method="folder")
+    session, ids, _ = _session_with_folder(len(sizes), pool)
+    session.method = "folder"
+    assert session.make_score_job() is None  # no examples yet
+    fj = session.make_folder_job()
+    fj.run(model)
+    assert session.make_folder_job() is None  # read once
+    # examples from outside the folder: their features add rows, the folder stays read
+    ex = [f"/ex/{k}.png" for k in range(len(sizes))]
+    session.add_features(ex, s_feats.numpy())
+    for k in range(len(sizes)):
+        session.add_examples(ids[k], [ex[k]])
+    job = session.make_score_job()
+    assert job.pool_key == fj.pool_key
+    seen = []
+    outcome = job.run(model, threading.Event(), partial=seen.append)
+    assert not seen and outcome.final  # no quick pass needed: the folder-aware one is quick
+    # the same labels as a session that read the folder with its examples
+    other, ids2, _ = _session_with_folder(len(sizes), pool)
+    other.method = "folder"
+    other.add_features(ex, s_feats.numpy())
+    for k in range(len(sizes)):
+        other.add_examples(ids2[k], [ex[k]])
+    assert np.array_equal(other.make_score_job().run(model).labels, outcome.labels)

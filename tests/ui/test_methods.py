@@ -110,3 +110,25 @@ def test_folder_aware_pass_shows_the_quick_result_and_can_be_cancelled(make_wind
     qtbot.waitUntil(lambda: not w.engine.working, timeout=10_000)
     assert _labels(w) == truth                       # cancelling kept the quick result
     assert not any(p.complete for p in w.session._pool_cache.values())
+
+
+def test_the_folder_is_read_before_the_first_examples(make_window, qtbot, tmp_path, monkeypatch):
+    w = make_window()
+    w.acts.method_combo.setCurrentIndex(w.acts.method_combo.findData("folder"))
+    red, blue = w.add_class("red"), w.add_class("blue")
+    truth = coloured_folder(tmp_path / "photos", 3, 3)
+    w.files.open_folder(str(tmp_path / "photos"))
+    qtbot.waitUntil(lambda: w.image_model.rowCount() == 6, timeout=10_000)
+    wait_idle(qtbot, w)
+    # embedded, no examples yet: the folder has been read ahead
+    assert any(pool.complete for pool in w.session._pool_cache.values())
+    fits = []
+    real_fit = session_module.fit
+    monkeypatch.setattr(session_module, "fit",
+                        lambda *a, pool=None, **k: fits.append(pool) or real_fit(*a, pool=pool, **k))
+    drop_files(w.class_panel.card(red.id), [p for p, c in truth.items() if c == "red"][:1])
+    drop_files(w.class_panel.card(blue.id), [p for p, c in truth.items() if c == "blue"][:1])
+    wait_idle(qtbot, w)
+    assert _labels(w) == truth
+    # every fit read the folder: none had to give a quick inductive pass first
+    assert fits and all(pool is not None and pool.complete for pool in fits)

@@ -93,6 +93,11 @@ class MetaLearner(nn.Module, ABC):
         In training mode the returned ``Adapted`` keeps the autograd graph so the episode
         loss can be back-propagated to the meta-parameters."""
 
+    def prepare(self, pool: Any) -> None:
+        """Derive, before any example is known, what ``fit`` will read from the folder
+        ``pool``, so the first fit on it is as quick as the next ones. Learners with
+        ``capabilities.reads_pool`` implement it; the others read nothing."""
+
     @abstractmethod
     def config(self) -> dict[str, Any]:
         """Constructor arguments, so ``build_learner(config)`` rebuilds the same learner."""
