@@ -253,6 +253,34 @@ def test_prepare_derives_what_a_fit_reads_so_the_first_fit_derives_nothing():
     a = learner.fit(s, ys, pool=fp).pool_proba
     assert all(fp._derived[k] is v for k, v in derived.items()) and fp._derived.keys() == derived.keys()
     assert torch.equal(a, learner.fit(s, ys, pool=FolderPool(pool)).pool_proba)  # same labels
+    # neighbours by class size: only the graph's edges for the fit's class count are new
+    scaled = FolderProtoNet(max_anchors=30, proj_dim=8, knn=10, knn_scale=1.2)
+    scaled.project_above = 0
+    fp = FolderPool(pool)
+    scaled.prepare(fp)
+    derived = dict(fp._derived)
+    scaled.fit(s, ys, pool=fp)
+    assert all(fp._derived[k] is v for k, v in derived.items())
+    assert {k[0] for k in set(fp._derived) - set(derived)} == {"edges"}
+
+
+def test_neighbours_follow_the_images_a_class_has():
+    learner = FolderProtoNet(knn=10, knn_scale=1.2, knn_min=3)
+    assert learner.neighbours_for(75, 5) == 5          # 15 images a class
+    assert learner.neighbours_for(13180, 659) == 5     # 20 a class
+    assert learner.neighbours_for(2427, 659) == 3      # 3.7 a class: at least knn_min
+    assert learner.neighbours_for(2500, 10) == 10      # 250 a class: at most knn
+    assert FolderProtoNet(knn=5).neighbours_for(2500, 10) == 5  # no scale: always knn
+    rebuilt = build_learner(learner.config())
+    assert rebuilt.neighbours_for(75, 5) == 5 and rebuilt.knn_scale == learner.knn_scale
+
+
+def test_fewer_neighbours_use_the_first_of_the_same_search():
+    s, ys, pool, _ = clusters((40, 40, 40), seed=9)
+    fp = FolderPool(pool)
+    big = FolderProtoNet(knn=10, knn_scale=0.6, knn_min=3)  # 40 a class: 4 neighbours
+    got = big.fit(s, ys, pool=fp).pool_proba
+    assert torch.equal(got, FolderProtoNet(knn=4).fit(s, ys, pool=FolderPool(pool)).pool_proba)
 
 
 def _session_with_folder(n_classes, pool, extra=()):

@@ -158,7 +158,8 @@ def cmd_dual(a: argparse.Namespace) -> int:
     concatenated (``Concat``); learners: the folder-aware one with photo-mobilenetv2's
     settings, optionally (``--meta-folder``) a second one whose settings were meta-learned by
     ``python -m app train --method folder`` (its confidence temperature set by
-    ``--meta-calib``), and the centroid baseline at this width."""
+    ``--meta-calib``), and the centroid baseline at this width. ``--knn``, ``--knn-scale``,
+    ``--knn-min`` set both folder learners' neighbour count (``neighbours_for``)."""
     from app.core.backbones import Concat
     from app.core.inputspec import InputSpec
     from app.core.learners import build_learner
@@ -171,12 +172,15 @@ def cmd_dual(a: argparse.Namespace) -> int:
                         "mean": recipe.LITE_MEAN, "std": recipe.LITE_STD}])
     backbone.parts[0].load_state_dict(base.backbone.state_dict())
     backbone.parts[1].load_state_dict(recipe.lite_backbone(weights, 1).state_dict())
-    learners = {"folder": build_learner(base.learner("folder").config())}
+    neighbours = {k: v for k, v in (("knn", a.knn), ("knn_scale", a.knn_scale),
+                                    ("knn_min", a.knn_min)) if v is not None}
+    learners = {"folder": build_learner({**base.learner("folder").config(), **neighbours})}
     card = {**DUAL_CARD, "starting_weights": {
         "parts": [base_card.get("starting_weights", {}), recipe.lite_provenance(weights, 1)]}}
     if a.meta_folder:
         trained_model, trained = load_checkpoint(a.meta_folder)
-        config = {**trained_model.learner("folder").config(), "label": DUAL_META_LABEL}
+        config = {**trained_model.learner("folder").config(), **neighbours,
+                  "label": DUAL_META_LABEL}
         if a.meta_calib is not None:
             config["calib"] = a.meta_calib
         learners["folder-meta"] = build_learner(config)
@@ -245,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="add 'folder-meta': the folder learner trained in this checkpoint")
     d.add_argument("--meta-calib", type=float,
                    help="folder-meta's confidence temperature (default: as trained)")
+    d.add_argument("--knn", type=int, help="the folder learners' most neighbours")
+    d.add_argument("--knn-scale", type=float,
+                   help="neighbours: this times the square root of the images a class has")
+    d.add_argument("--knn-min", type=int, help="the folder learners' fewest neighbours")
     d.set_defaults(func=cmd_dual)
     a = ap.parse_args(argv)
     return a.func(a)

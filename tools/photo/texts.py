@@ -224,8 +224,9 @@ DUAL_CARD = {
             "FolderProtoNet with the photo-mobilenetv2 card's settings (transductive, no "
             "weights): sqrt power transform, folder centring, prototypes anchored to the "
             "examples, 50 gradient-descent steps on the examples' cross-entropy (off at one "
-            "example a class), smoothing over each image's 5 nearest folder images; compact "
-            "space of 128 principal axes for folders over 5,000 images"),
+            "example a class), smoothing over each image's nearest folder images (1.2 x the "
+            "square root of the images a class has on average, 3 to 10: 5 at 15 a class); "
+            "compact space of 128 principal axes for folders over 5,000 images"),
         "centroid": "the baseline: nearest class mean of the L2-normalised frozen features",
     },
     "notes": [
@@ -244,8 +245,8 @@ DUAL_META_METHOD = (
     "steps) meta-learned by gradient on Dirichlet-imbalanced 75-image pools of mini-ImageNet "
     "train, 1 and 5 examples a class (`python -m app train --method folder --pool "
     "dirichlet`); its confidence temperature (3) chosen for calibration on the development "
-    "suite. Better on small uneven folders, a little worse on whole folders (README, "
-    "'Choosing the default')")
+    "suite; its neighbours by class size as the default's. Better on small uneven folders, "
+    "worse on whole folders (README, 'Choosing the default')")
 
 # -- how each trained model's card is laid out (``python -m tools.photo finalize``) --------
 _MINI_FOOTNOTE = ("\\* ImageNet pre-training of the backbone has seen the mini-ImageNet test "

@@ -43,6 +43,7 @@ config records them and the weights file leaves them out.
 """
 from __future__ import annotations
 
+import math
 import warnings
 from typing import Any
 
@@ -136,14 +137,15 @@ class FolderProtoNet(MetaLearner):
     config_parameters = ("log_tau", "log_lam", "log_kappa", "log_head_lr", "log_calib", "gamma_")
 
     def __init__(self, beta: float = 0.5, tau: float = 10.0, kappa: float = 1.0,
-                 mix_iters: int = 5, knn: int = 5, lam: float = 0.3, gamma: float = 0.0,
+                 mix_iters: int = 5, knn: int = 5, knn_scale: float = 0.0, knn_min: int = 3,
+                 lam: float = 0.3, gamma: float = 0.0,
                  smooth_iters: int = 10, support_edges: bool = False,
                  max_anchors: int = 20000, proj_dim: int = 128, seed: int = 0,
                  calib: float = 1.0, head_steps: int = 0, head_lr: float = 0.3,
                  head_full: float = 3.0, label: str | None = None) -> None:
         super().__init__(label)
         self.beta, self.mix_iters = beta, mix_iters
-        self.knn, self.smooth_iters = knn, smooth_iters
+        self.knn, self.knn_scale, self.knn_min, self.smooth_iters = knn, knn_scale, knn_min, smooth_iters
         self.support_edges = support_edges
         self.max_anchors, self.proj_dim, self.seed = max_anchors, proj_dim, seed
         self.head_steps, self.head_full = head_steps, head_full
@@ -235,10 +237,48 @@ class FolderProtoNet(MetaLearner):
             return pos, basis, zp
         return pool.derived(("space", self.beta, self.max_anchors, self.seed, self.proj_dim), make)
 
-    def _graph(self, pool: FolderPool, mean: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _neighbours(self, pool: FolderPool, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Each pool image's ``knn`` most similar anchors (itself excluded), in the compact
-        space, built once per folder: (the similarity of each image's k-th neighbour, the
+        space, most similar first, built once per folder: (their positions among the
+        anchors, their similarities), each (images, knn). A fit takes its first ``k``
+        (``_edges``)."""
+        def make():
+            pos, _, zp = self._space(pool, mean)
+            anchors = zp[pos]
+            n, a = len(pool), len(pos)
+            k = max(min(self.knn, a - 1), 0)
+            anchor_of = torch.full((n,), -1, dtype=torch.long)
+            anchor_of[pos] = torch.arange(a)
+            idx = torch.empty(n, k, dtype=torch.long)
+            sims = torch.empty(n, k)
+            if k > 0:
+                # One similarity buffer for every chunk: a fresh 1024 x 20k matrix a chunk
+                # costs its page faults, 3x the product itself (bench_folder.py).
+                buf = torch.empty(min(1024, n), a)
+                for s in pool.chunks(size=1024):
+                    sim = torch.mm(zp[s], anchors.T, out=buf[:s.stop - s.start])
+                    own = anchor_of[s]
+                    hit = (own >= 0).nonzero().flatten()
+                    sim[hit, own[hit]] = -float("inf")  # not its own neighbour
+                    torch.topk(sim, k, dim=1, out=(sims[s], idx[s]))
+            return idx, sims
+        return pool.derived(("graph", self.beta, self.max_anchors, self.seed, self.proj_dim,
+                             self.knn), make)
+
+    def neighbours_for(self, images: int, classes: int) -> int:
+        """How many neighbours smooth an image's scores: ``knn``, or with ``knn_scale``
+        that many times the square root of the images a class has on average (the classic
+        k ~ sqrt(n) of nearest-neighbour rules, per class), within ``[knn_min, knn]``: few
+        in a folder of many small classes, where a distant neighbour is of another class,
+        more where classes are large."""
+        if self.knn_scale <= 0:
+            return self.knn
+        k = round(self.knn_scale * math.sqrt(images / max(classes, 1)))
+        return int(min(self.knn, max(self.knn_min, k)))
+
+    def _edges(self, pool: FolderPool, mean: torch.Tensor, k: int
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The ``k``-neighbour graph: (the similarity of each image's k-th neighbour, the
         anchors' symmetrised kNN graph ``(W + W^T) / 2``, every image's edges to its
         anchors), the graphs as sparse CSR matrices. A smoothing step is then one sparse
         product (0.15 ms for 20k anchors x 10 classes against 3.1 ms gathering the
@@ -252,41 +292,32 @@ class FolderProtoNet(MetaLearner):
                 return coo.to_sparse_csr()
 
         def make():
-            pos, _, zp = self._space(pool, mean)
-            anchors = zp[pos]
+            pos, _, _ = self._space(pool, mean)
+            idx, sims = self._neighbours(pool, mean)
+            k_ = min(k, idx.shape[1])
+            idx = idx[:, :k_]
             n, a = len(pool), len(pos)
-            k = max(min(self.knn, a - 1), 0)
-            anchor_of = torch.full((n,), -1, dtype=torch.long)
-            anchor_of[pos] = torch.arange(a)
-            idx = torch.empty(n, k, dtype=torch.long)
-            kth = torch.full((n,), float("inf"))
-            if k > 0:
-                # One similarity buffer for every chunk: a fresh 1024 x 20k matrix a chunk
-                # costs its page faults, 3x the product itself (bench_folder.py).
-                buf = torch.empty(min(1024, n), a)
-                for s in pool.chunks(size=1024):
-                    sim = torch.mm(zp[s], anchors.T, out=buf[:s.stop - s.start])
-                    own = anchor_of[s]
-                    hit = (own >= 0).nonzero().flatten()
-                    sim[hit, own[hit]] = -float("inf")  # not its own neighbour
-                    top = sim.topk(k, dim=1)
-                    idx[s], kth[s] = top.indices, top.values[:, -1]
-            rows, cols = torch.arange(a).repeat_interleave(k), idx[pos].reshape(-1)
+            kth = sims[:, k_ - 1] if k_ > 0 else torch.full((n,), float("inf"))
+            rows, cols = torch.arange(a).repeat_interleave(k_), idx[pos].reshape(-1)
             between = csr(torch.cat([rows, cols]), torch.cat([cols, rows]), 0.5, (a, a))
-            to_anchors = csr(torch.arange(n).repeat_interleave(k), idx.reshape(-1), 1.0, (n, a))
+            to_anchors = csr(torch.arange(n).repeat_interleave(k_), idx.reshape(-1), 1.0, (n, a))
             return kth, between, to_anchors
-        return pool.derived(("graph", self.beta, self.max_anchors, self.seed, self.proj_dim,
-                             self.knn), make)
+        return pool.derived(("edges", self.beta, self.max_anchors, self.seed, self.proj_dim,
+                             self.knn, k), make)
 
     # -- the interface ------------------------------------------------------------------
     def prepare(self, pool: FolderPool) -> None:
-        """The folder's mean, compact space and neighbour graph: what every fit on ``pool``
-        reads, and the whole cost of the first one (seconds at 100,000 images)."""
+        """The folder's mean, compact space and neighbours: what every fit on ``pool`` reads,
+        and nearly the whole cost of the first one (seconds at 100,000 images). With
+        ``knn_scale`` a fit still derives its graph's edges for its count of classes, a
+        small cost (measured in bench_folder.py)."""
         with torch.no_grad():
             mean = self._mean(pool)
             self._space(pool, mean)
             if self.knn > 0 and len(pool) > 1:
-                self._graph(pool, mean)
+                self._neighbours(pool, mean)
+                if self.knn_scale <= 0:  # the edges a fit will take (else: per class count)
+                    self._edges(pool, mean, self.knn)
         pool.complete = True
 
     def fit(self, support: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None,
@@ -361,7 +392,8 @@ class FolderProtoNet(MetaLearner):
     def _smooth(self, adapted: FolderAdapted, pool: FolderPool, mean: torch.Tensor,
                 shots: float, support: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
         pos, _, zp = self._space(pool, mean)
-        kth, graph, to_anchors = self._graph(pool, mean)
+        kth, graph, to_anchors = self._edges(pool, mean,
+                                             self.neighbours_for(len(pool), adapted.num_classes))
         protos, k = adapted.prototypes, adapted.num_classes
         both = torch.cat([protos, support]) if self.support_edges else protos
         bias = (protos * protos).sum(1) + adapted.perp
@@ -398,6 +430,7 @@ class FolderProtoNet(MetaLearner):
         v = lambda t: float(f"{float(t.detach()):.6g}")  # noqa: E731  (not float32 noise)
         return {"method": self.method, "beta": self.beta, "tau": v(self.tau),
                 "kappa": v(self.kappa), "mix_iters": self.mix_iters, "knn": self.knn,
+                **({"knn_scale": self.knn_scale, "knn_min": self.knn_min} if self.knn_scale > 0 else {}),
                 "lam": v(self.lam), "gamma": v(self.gamma), "smooth_iters": self.smooth_iters,
                 "support_edges": self.support_edges, "max_anchors": self.max_anchors,
                 "proj_dim": self.proj_dim, "seed": self.seed, "calib": v(self.calib),
