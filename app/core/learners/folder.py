@@ -204,13 +204,65 @@ class FolderProtoNet(MetaLearner):
         z = self.transform(x, mean)
         return z @ basis if basis is not None else z
 
+    def _anchors(self, n: int) -> torch.Tensor:
+        """Positions of the anchors in a pool of ``n`` images: all of them, or a seeded
+        subset of ``max_anchors``."""
+        if n <= self.max_anchors:
+            return torch.arange(n)
+        g = torch.Generator().manual_seed(self.seed)
+        return torch.randperm(n, generator=g)[:self.max_anchors].sort().values
+
     def _mean(self, pool: FolderPool) -> torch.Tensor:
+        """The folder's mean (after the power transform and L2), taken over the anchors: the
+        whole folder up to ``max_anchors`` images, a 20,000-image sample beyond."""
         def make() -> torch.Tensor:
+            pos = self._anchors(len(pool))
             total = torch.zeros(())
-            for s in pool.chunks():
-                total = total + self._pre(pool.raw(s)).sum(0)
-            return total / len(pool)
-        return pool.derived(("mean", self.beta), make)
+            for s in pool.chunks(len(pos)):
+                total = total + self._pre(pool.raw(pos[s])).sum(0)
+            return total / len(pos)
+        return pool.derived(("mean", self.beta, self.max_anchors, self.seed), make)
+
+    def _basis(self, pool: FolderPool, pos: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+        """The ``proj_dim`` leading principal axes of the anchors in folder space, by a seeded
+        randomized subspace iteration (Halko et al. 2011: 16 extra directions, 2 power
+        iterations) over chunks of anchors, then a Rayleigh-Ritz rotation: 4 passes over the
+        anchors instead of their full covariance and its ``eigh`` (measured in
+        bench_folder.py), and no anchor matrix held at once."""
+        d = mean.shape[0]
+        q = min(self.proj_dim + 16, d)
+        y = torch.randn(d, q, generator=torch.Generator().manual_seed(self.seed))
+        for last in (False, False, False, True):
+            gram = torch.zeros(q, q) if last else torch.zeros(d, q)
+            for s in pool.chunks(len(pos)):
+                b = self.transform(pool.raw(pos[s]), mean)
+                if last:
+                    ay = b @ y
+                    gram.addmm_(ay.T, ay)
+                else:
+                    gram.addmm_(b.T, b @ y)  # (A^T A) y
+            if not last:
+                y = torch.linalg.qr(gram).Q
+        rot = torch.linalg.eigh(gram).eigenvectors[:, -self.proj_dim:]  # ascending
+        return (y @ rot).contiguous()
+
+    def _project_all(self, pool: FolderPool, mean: torch.Tensor,
+                     basis: torch.Tensor | None) -> torch.Tensor:
+        """Every pool image in the compact space. With a basis, one product a chunk: for x
+        after the power transform and L2, ``normalize(x - m) @ B = (x @ B - m @ B) /
+        |x - m|`` and ``|x - m|^2 = |x|^2 - 2 x.m + |m|^2``, so ``x @ [B, m]`` gives both
+        (no centred copy of the chunk)."""
+        if basis is None or torch.is_grad_enabled():
+            return torch.cat([self.project(pool.raw(s), mean, basis) for s in pool.chunks()])
+        bm = torch.cat([basis, mean[:, None]], 1)
+        mb, mm = mean @ basis, mean @ mean
+        out = torch.empty(len(pool), basis.shape[1])
+        for s in pool.chunks():
+            x = self._pre(pool.raw(s))
+            xb = x @ bm
+            norm2 = (x * x).sum(1, keepdim=True) - 2 * xb[:, -1:] + mm
+            out[s] = (xb[:, :-1] - mb).div_(norm2.clamp_min_(1e-24).sqrt_())
+        return out
 
     def _space(self, pool: FolderPool, mean: torch.Tensor
                ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
@@ -218,23 +270,12 @@ class FolderProtoNet(MetaLearner):
         in the compact space)."""
         def make():
             n = len(pool)
-            if n <= self.max_anchors:
-                pos = torch.arange(n)
-            else:
-                g = torch.Generator().manual_seed(self.seed)
-                pos = torch.randperm(n, generator=g)[:self.max_anchors].sort().values
+            pos = self._anchors(n)
             basis = None
             # Small folders stay exact (full dimension): projecting costs more than it saves.
-            if self.proj_dim and n * len(pos) > self.project_above:
-                cov = None
-                for s in pool.chunks(len(pos)):
-                    a = self.transform(pool.raw(pos[s]), mean)
-                    cov = a.T @ a if cov is None else cov + a.T @ a
-                assert cov is not None
-                if self.proj_dim < cov.shape[0]:  # eigh: ascending eigenvalues
-                    basis = torch.linalg.eigh(cov).eigenvectors[:, -self.proj_dim:].contiguous()
-            zp = torch.cat([self.project(pool.raw(s), mean, basis) for s in pool.chunks()])
-            return pos, basis, zp
+            if self.proj_dim and n * len(pos) > self.project_above and self.proj_dim < len(mean):
+                basis = self._basis(pool, pos, mean)
+            return pos, basis, self._project_all(pool, mean, basis)
         return pool.derived(("space", self.beta, self.max_anchors, self.seed, self.proj_dim), make)
 
     def _neighbours(self, pool: FolderPool, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
