@@ -321,3 +321,20 @@ def test_the_session_reads_the_folder_before_the_examples():
     for k in range(len(sizes)):
         other.add_examples(ids2[k], [ex[k]])
     assert np.array_equal(other.make_score_job().run(model).labels, outcome.labels)
+
+
+def test_large_folder_space_the_leading_axes_and_one_product_projection():
+    _, _, pool, _ = clusters((300, 200, 100), seed=10)
+    learner = FolderProtoNet(max_anchors=400, proj_dim=6)
+    learner.project_above = 0  # the large-folder path on a small pool
+    fp = FolderPool(pool)
+    mean = learner._mean(fp)
+    pos, basis, zp = learner._space(fp, mean)
+    assert len(pos) == 400 and basis.shape == (D, 6)
+    # the randomized axes span the covariance's 6 leading eigenvectors
+    a = learner.transform(pool[pos], mean)
+    top = torch.linalg.eigh(a.T @ a).eigenvectors[:, -6:]
+    assert torch.allclose(basis @ basis.T, top @ top.T, atol=1e-4)
+    # the one-product projection equals transforming then projecting
+    assert torch.allclose(zp, learner.project(pool, mean, basis), atol=1e-5)
+    assert torch.allclose(mean, learner._pre(pool[pos]).mean(0))  # the anchors' mean

@@ -252,7 +252,7 @@ class FolderProtoNet(MetaLearner):
         after the power transform and L2, ``normalize(x - m) @ B = (x @ B - m @ B) /
         |x - m|`` and ``|x - m|^2 = |x|^2 - 2 x.m + |m|^2``, so ``x @ [B, m]`` gives both
         (no centred copy of the chunk)."""
-        if basis is None or torch.is_grad_enabled():
+        if basis is None or pool.raw(slice(0, 1)).requires_grad:  # (a backbone in training)
             return torch.cat([self.project(pool.raw(s), mean, basis) for s in pool.chunks()])
         bm = torch.cat([basis, mean[:, None]], 1)
         mb, mm = mean @ basis, mean @ mean
