@@ -145,7 +145,8 @@ class FolderProtoNet(MetaLearner):
                  head_full: float = 3.0, label: str | None = None) -> None:
         super().__init__(label)
         self.beta, self.mix_iters = beta, mix_iters
-        self.knn, self.knn_scale, self.knn_min, self.smooth_iters = knn, knn_scale, knn_min, smooth_iters
+        self.knn, self.knn_scale, self.knn_min = knn, knn_scale, knn_min
+        self.smooth_iters = smooth_iters
         self.support_edges = support_edges
         self.max_anchors, self.proj_dim, self.seed = max_anchors, proj_dim, seed
         self.head_steps, self.head_full = head_steps, head_full
@@ -278,7 +279,8 @@ class FolderProtoNet(MetaLearner):
             return pos, basis, self._project_all(pool, mean, basis)
         return pool.derived(("space", self.beta, self.max_anchors, self.seed, self.proj_dim), make)
 
-    def _neighbours(self, pool: FolderPool, mean: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _neighbours(self, pool: FolderPool, mean: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Each pool image's ``knn`` most similar anchors (itself excluded), in the compact
         space, most similar first, built once per folder: (their positions among the
         anchors, their similarities), each (images, knn). A fit takes its first ``k``
