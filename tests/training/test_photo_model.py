@@ -62,7 +62,7 @@ def test_default_dual_backbone_model_is_safetensors_and_joins_two_unit_vectors()
     assert weights.read_bytes()[8:9] == b"{" and weights.stat().st_size < 16 * 2 ** 20
     model, card = load_checkpoint(dual)
     assert default_model_path() == dual                   # the app's and classify's default
-    assert model.methods == ["folder", "folder-meta", "centroid"] and model.default_method == "folder"
+    assert model.methods == ["folder-meta", "folder", "centroid"] and model.default_method == "folder-meta"
     # the meta-learned folder learner: its parameters are in the card, not the weights file
     meta = card["architecture"]["learners"]["folder-meta"]
     assert meta["method"] == "folder" and meta["tau"] != card["architecture"]["learners"]["folder"]["tau"]

@@ -13,7 +13,7 @@ import torch
 from app.core.checkpoints import load_checkpoint, save_checkpoint
 
 from . import cards, recipe
-from .texts import DUAL_CARD, DUAL_META_LABEL, DUAL_META_METHOD, PROFILES
+from .texts import DUAL_CARD, DUAL_FOLDER_LABEL, DUAL_META_LABEL, DUAL_META_METHOD, PROFILES
 
 REPO = cards.REPO
 DATA = REPO.parent / "shared" / "data"
@@ -158,7 +158,7 @@ def cmd_dual(a: argparse.Namespace) -> int:
     concatenated (``Concat``); learners: the folder-aware one with photo-mobilenetv2's
     settings, optionally (``--meta-folder``) a second one whose settings were meta-learned by
     ``python -m app train --method folder`` (its confidence temperature set by
-    ``--meta-calib``), and the centroid baseline at this width. ``--knn``, ``--knn-scale``,
+    ``--meta-calib``; it is then the default), and the centroid baseline at this width. ``--knn``, ``--knn-scale``,
     ``--knn-min`` set both folder learners' neighbour count (``neighbours_for``)."""
     from app.core.backbones import Concat
     from app.core.inputspec import InputSpec
@@ -174,7 +174,10 @@ def cmd_dual(a: argparse.Namespace) -> int:
     backbone.parts[1].load_state_dict(recipe.lite_backbone(weights, 1).state_dict())
     neighbours = {k: v for k, v in (("knn", a.knn), ("knn_scale", a.knn_scale),
                                     ("knn_min", a.knn_min)) if v is not None}
-    learners = {"folder": build_learner({**base.learner("folder").config(), **neighbours})}
+    folder = {**base.learner("folder").config(), **neighbours}
+    if a.meta_folder:  # two folder-aware learners: say which is which
+        folder["label"] = DUAL_FOLDER_LABEL
+    learners = {"folder": build_learner(folder)}
     card = {**DUAL_CARD, "starting_weights": {
         "parts": [base_card.get("starting_weights", {}), recipe.lite_provenance(weights, 1)]}}
     if a.meta_folder:
@@ -183,7 +186,7 @@ def cmd_dual(a: argparse.Namespace) -> int:
                   "label": DUAL_META_LABEL}
         if a.meta_calib is not None:
             config["calib"] = a.meta_calib
-        learners["folder-meta"] = build_learner(config)
+        learners = {"folder-meta": build_learner(config), **learners}  # the default, first
         card["methods"] = {**card["methods"], "folder-meta": DUAL_META_METHOD}
         card["training"] = {"folder-meta": cards.training_summary(trained),
                             "calib": a.meta_calib if a.meta_calib is not None else "as trained"}
@@ -192,7 +195,7 @@ def cmd_dual(a: argparse.Namespace) -> int:
     centroid = recipe.centroid_learner().config()  # the baseline, at this backbone's width
     centroid["neck"]["in_dim"] = backbone.out_dim
     learners["centroid"] = build_learner({**centroid, "label": "Nearest centroid (examples only)"})
-    model = recipe.photo_model(backbone.eval(), learners, spec, default_method="folder")
+    model = recipe.photo_model(backbone.eval(), learners, spec, default_method=next(iter(learners)))
     save_checkpoint(model, a.out, card, half=True)
     print(f"wrote {a.out}: {json.dumps(card['starting_weights'])[:200]}...")
     return 0
