@@ -140,15 +140,17 @@ def run_job(job: ScoreJob, model: FewShotModel, cancel: threading.Event | None =
     reads_pool = learner_of(model, job.method).capabilities.reads_pool
     refine = job.refine and reads_pool and len(job.query_paths) > 1
     cached = job.pool_cache.get(job.pool_key) if job.pool_cache is not None else None
-    if not (refine and cached is not None and cached.complete):
+    read = cached is not None and cached.complete
+    # The quick inductive pass: the result itself, or shown while the folder is read (no
+    # one to show it to, e.g. `classify`: skipped).
+    if not refine or (partial is not None and not read):
         adapted = fit(model, job.method, job.example_feats, job.example_labels)
         if cancel is not None and cancel.is_set():
             raise Cancelled()
         labels, conf = predict(adapted, job.query_feats, cancel=cancel, rows=job.query_rows)
         if not refine:
             return ScoreOutcome(job, adapted, labels, conf)
-        if partial is not None:
-            partial(ScoreOutcome(job, adapted, labels, conf, final=False))
+        partial(ScoreOutcome(job, adapted, labels, conf, final=False))
     refined = fit(model, job.method, job.example_feats, job.example_labels,
                   pool=_pool(job, cancel))
     assert refined.pool_proba is not None

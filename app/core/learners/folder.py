@@ -21,13 +21,15 @@ to uneven classes and to images of no class:
    class means are poor and this moves them where the examples say; near ImageNet it
    changes next to nothing (measured: README, "Choosing the default").
 4. **Neighbourhood smoothing.** Each folder image's class scores (softmax of the scaled
-   distances to the prototypes) are smoothed with those of its ``knn`` nearest folder
-   images, as in LaplacianShot (Ziko et al., ICML 2020): ``Y = softmax(-a + lam * tau * W Y)``.
-   It makes no assumption about class sizes.
+   distances to the prototypes) are smoothed with those of its k nearest folder images,
+   as in LaplacianShot (Ziko et al., ICML 2020): ``Y = softmax(-a + lam * tau * W Y)``.
+   k is ``knn``, or with ``knn_scale`` grows with the square root of the images a class
+   has on average (``neighbours_for``). No assumption about class sizes.
 
 Compact and fast at 100,000 images: once per folder (``FolderPool`` keeps it while only
-the examples change) every image's folder-space feature is projected (folders over 5,000
-images) on the ``proj_dim`` leading principal axes of at most ``max_anchors`` folder images (a seeded subset; all of
+the examples change; ``prepare`` derives it before any example) every image's
+folder-space feature is projected (folders over 5,000 images) on the ``proj_dim``
+leading principal axes of at most ``max_anchors`` folder images (a seeded subset; all of
 them for smaller folders), and each image's neighbours are searched among those anchors.
 A fit then works in that small space: distances to a prototype are exact for images in the
 anchors' span (the prototype's part outside it is kept as a per-class constant), the
