@@ -130,8 +130,8 @@ def build_actions(w: QMainWindow, do: Slots, problems: QDockWidget) -> WindowAct
     combo = acts.method_combo
     combo.setParent(tb)
     combo.setObjectName("methodCombo")
-    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-    combo.setMinimumContentsLength(22)  # "Folder-aware ProtoNet" in full
+    combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)  # labels in full
+    combo.setMinimumContentsLength(22)
     combo.setToolTip("How the model learns from your examples (the model's learners; "
                      "filled in when the model has loaded)")
     tb.addWidget(combo)

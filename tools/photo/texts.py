@@ -239,8 +239,8 @@ DUAL_CARD = {
     ],
 }
 
-DUAL_META_LABEL = "Folder-aware ProtoNet, meta-learned"
-DUAL_FOLDER_LABEL = "Folder-aware ProtoNet, grid-searched"
+DUAL_META_LABEL = "Folder-aware, meta-learned"
+DUAL_FOLDER_LABEL = "Folder-aware, grid-searched"
 DUAL_META_METHOD = (
     "the same folder-aware learner with its parameters (temperature, pool weight, trust in "
     "the pool, smoothing weight and its decay with the examples, step size of the gradient "
