@@ -158,8 +158,9 @@ def cmd_dual(a: argparse.Namespace) -> int:
     concatenated (``Concat``); learners: the folder-aware one with photo-mobilenetv2's
     settings, optionally (``--meta-folder``) a second one whose settings were meta-learned by
     ``python -m app train --method folder`` (its confidence temperature set by
-    ``--meta-calib``; it is then the default), and the centroid baseline at this width. ``--knn``, ``--knn-scale``,
-    ``--knn-min`` set both folder learners' neighbour count (``neighbours_for``)."""
+    ``--meta-calib``; it is then the default), and the centroid baseline at this width.
+    ``--knn``, ``--knn-scale``, ``--knn-min`` set both folder learners' neighbour count
+    (``neighbours_for``)."""
     from app.core.backbones import Concat
     from app.core.inputspec import InputSpec
     from app.core.learners import build_learner

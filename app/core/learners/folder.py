@@ -298,7 +298,7 @@ class FolderProtoNet(MetaLearner):
             idx = torch.empty(n, k, dtype=torch.long)
             sims = torch.empty(n, k)
             if k > 0:
-                # One similarity buffer for every chunk: a fresh 1024 x 20k matrix a chunk
+                # One similarity buffer for every chunk: a fresh chunk x 20k matrix each time
                 # costs its page faults, 3x the product itself (bench_folder.py).
                 buf = torch.empty(min(self.search_rows, n), a)
                 for s in pool.chunks(size=self.search_rows):
@@ -329,14 +329,6 @@ class FolderProtoNet(MetaLearner):
         anchors), the graphs as sparse CSR matrices. A smoothing step is then one sparse
         product (0.15 ms for 20k anchors x 10 classes against 3.1 ms gathering the
         neighbours' rows, 2 threads)."""
-        def csr(rows: torch.Tensor, cols: torch.Tensor, value: float, shape) -> torch.Tensor:  # noqa: ANN001
-            coo = torch.sparse_coo_tensor(torch.stack([rows, cols]),
-                                          torch.full((len(rows),), value), shape,
-                                          check_invariants=True).coalesce()
-            with warnings.catch_warnings():  # "sparse CSR support is in beta": mm is all we use
-                warnings.simplefilter("ignore", UserWarning)
-                return coo.to_sparse_csr()
-
         def make():
             pos, _, _ = self._space(pool, mean)
             idx, sims = self._neighbours(pool, mean)
@@ -345,11 +337,14 @@ class FolderProtoNet(MetaLearner):
             n, a = len(pool), len(pos)
             kth = sims[:, k_ - 1] if k_ > 0 else torch.full((n,), float("inf"))
             rows, cols = torch.arange(a).repeat_interleave(k_), idx[pos].reshape(-1)
-            between = csr(torch.cat([rows, cols]), torch.cat([cols, rows]), 0.5, (a, a))
-            # Every image has k distinct neighbours: its CSR rows are the sorted neighbour
-            # lists as they are (no COO to coalesce: a third of the memory at 100k).
-            with warnings.catch_warnings():
+            with warnings.catch_warnings():  # "sparse CSR support is in beta": mm is all we use
                 warnings.simplefilter("ignore", UserWarning)
+                between = torch.sparse_coo_tensor(  # mutual neighbours: summed by coalesce
+                    torch.stack([torch.cat([rows, cols]), torch.cat([cols, rows])]),
+                    torch.full((2 * len(rows),), 0.5), (a, a),
+                    check_invariants=True).coalesce().to_sparse_csr()
+                # Every image has k distinct neighbours: its CSR rows are its sorted neighbour
+                # lists as they are (no COO to coalesce: a third of the memory at 100k).
                 to_anchors = torch.sparse_csr_tensor(
                     torch.arange(n + 1) * k_, idx.sort(1).values.reshape(-1),
                     torch.ones(n * k_), (n, a), check_invariants=True)
