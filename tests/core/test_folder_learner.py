@@ -323,9 +323,10 @@ def test_the_session_reads_the_folder_before_the_examples():
     assert np.array_equal(other.make_score_job().run(model).labels, outcome.labels)
 
 
-def test_large_folder_space_the_leading_axes_and_one_product_projection():
+@pytest.mark.parametrize("centre", FolderProtoNet.CENTRES)
+def test_large_folder_space_the_leading_axes_and_one_product_projection(centre):
     _, _, pool, _ = clusters((300, 200, 100), seed=10)
-    learner = FolderProtoNet(max_anchors=400, proj_dim=6)
+    learner = FolderProtoNet(max_anchors=400, proj_dim=6, centre=centre)
     learner.project_above = 0  # the large-folder path on a small pool
     fp = FolderPool(pool)
     mean = learner._mean(fp)
@@ -341,4 +342,27 @@ def test_large_folder_space_the_leading_axes_and_one_product_projection():
     assert kept > 2 * torch.trace(cov) * 6 / D  # far more than 6 random axes keep
     # the one-product projection equals transforming then projecting
     assert torch.allclose(zp, learner.project(pool, mean, basis), atol=1e-5)
-    assert torch.allclose(mean, learner._pre(pool[pos]).mean(0))  # the anchors' mean
+    if centre == "folder":
+        assert torch.allclose(mean, learner._pre(pool[pos]).mean(0))  # the anchors' mean
+    else:
+        assert not mean.any()
+
+
+def test_without_centring_the_space_does_not_follow_the_folder_composition():
+    """``centre="none"``: an image's folder-space feature is its power-transformed, L2
+    feature whatever else the folder holds, so a class filling most of the folder cannot pull
+    the space; with ``centre="folder"`` it moves with the folder's mean."""
+    support, ys, pool, _ = clusters((40, 40, 40), seed=3)
+    big = torch.cat([pool, pool[:40].repeat(10, 1)])  # the first class ten times larger
+    spaces = {}
+    for centre in FolderProtoNet.CENTRES:
+        learner = FolderProtoNet(centre=centre)
+        z = [learner.transform(pool[:5], learner._mean(FolderPool(p))) for p in (pool, big)]
+        spaces[centre] = z
+    assert torch.allclose(spaces["none"][0], spaces["none"][1])
+    assert torch.allclose(spaces["none"][0], FolderProtoNet()._pre(pool[:5]))
+    assert not torch.allclose(spaces["folder"][0], spaces["folder"][1], atol=1e-3)
+    again = build_learner(FolderProtoNet(centre="none").config())
+    assert again.centre == "none" and "centre" not in FolderProtoNet().config()
+    with pytest.raises(ValueError, match="centre"):
+        FolderProtoNet(centre="classes")

@@ -138,6 +138,9 @@ class FolderProtoNet(MetaLearner):
     search_rows = 512      # images a search chunk compares with every anchor (1024: same speed, 2x memory)
     # Meta-learned, each as its logarithm (``gamma`` as itself): config, not weights.
     config_parameters = ("log_tau", "log_lam", "log_kappa", "log_head_lr", "log_calib", "gamma_")
+    # What the features are centred on: the folder's mean, or nothing (``none``: robust where
+    # a few large classes pull the folder's mean towards themselves).
+    CENTRES = ("folder", "none")
 
     def __init__(self, beta: float = 0.5, tau: float = 10.0, kappa: float = 1.0,
                  mix_iters: int = 5, knn: int = 5, knn_scale: float = 0.0, knn_min: int = 3,
@@ -145,9 +148,12 @@ class FolderProtoNet(MetaLearner):
                  smooth_iters: int = 10, support_edges: bool = False,
                  max_anchors: int = 20000, proj_dim: int = 128, seed: int = 0,
                  calib: float = 1.0, head_steps: int = 0, head_lr: float = 0.3,
-                 head_full: float = 3.0, label: str | None = None) -> None:
+                 head_full: float = 3.0, centre: str = "folder", label: str | None = None) -> None:
         super().__init__(label)
-        self.beta, self.mix_iters = beta, mix_iters
+        if centre not in self.CENTRES:
+            raise ValueError(f"folder learner: centre must be one of {', '.join(self.CENTRES)} "
+                             f"(got {centre!r})")
+        self.beta, self.mix_iters, self.centre = beta, mix_iters, centre
         self.knn, self.knn_scale, self.knn_min = knn, knn_scale, knn_min
         self.smooth_iters = smooth_iters
         self.support_edges = support_edges
@@ -218,7 +224,10 @@ class FolderProtoNet(MetaLearner):
 
     def _mean(self, pool: FolderPool) -> torch.Tensor:
         """The folder's mean (after the power transform and L2), taken over the anchors: the
-        whole folder up to ``max_anchors`` images, a 20,000-image sample beyond."""
+        whole folder up to ``max_anchors`` images, a 20,000-image sample beyond; zero with
+        ``centre="none"``."""
+        if self.centre == "none":
+            return torch.zeros(pool.raw(slice(0, 1)).shape[1])
         def make() -> torch.Tensor:
             pos = self._anchors(len(pool))
             total = torch.zeros(())
@@ -280,7 +289,7 @@ class FolderProtoNet(MetaLearner):
             if self.proj_dim and n * len(pos) > self.project_above and self.proj_dim < len(mean):
                 basis = self._basis(pool, pos, mean)
             return pos, basis, self._project_all(pool, mean, basis)
-        return pool.derived(("space", self.beta, self.max_anchors, self.seed, self.proj_dim), make)
+        return pool.derived(("space", self.centre, self.beta, self.max_anchors, self.seed, self.proj_dim), make)
 
     def _neighbours(self, pool: FolderPool, mean: torch.Tensor
                     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -308,7 +317,7 @@ class FolderProtoNet(MetaLearner):
                     sim[hit, own[hit]] = -float("inf")  # not its own neighbour
                     torch.topk(sim, k, dim=1, out=(sims[s], idx[s]))
             return idx, sims
-        return pool.derived(("graph", self.beta, self.max_anchors, self.seed, self.proj_dim,
+        return pool.derived(("graph", self.centre, self.beta, self.max_anchors, self.seed, self.proj_dim,
                              self.knn), make)
 
     def neighbours_for(self, images: int, classes: int) -> int:
@@ -349,7 +358,7 @@ class FolderProtoNet(MetaLearner):
                     torch.arange(n + 1) * k_, idx.sort(1).values.reshape(-1),
                     torch.ones(n * k_), (n, a), check_invariants=True)
             return kth, between, to_anchors
-        return pool.derived(("edges", self.beta, self.max_anchors, self.seed, self.proj_dim,
+        return pool.derived(("edges", self.centre, self.beta, self.max_anchors, self.seed, self.proj_dim,
                              self.knn, k), make)
 
     # -- the interface ------------------------------------------------------------------
@@ -482,5 +491,7 @@ class FolderProtoNet(MetaLearner):
                 "support_edges": self.support_edges, "max_anchors": self.max_anchors,
                 "proj_dim": self.proj_dim, "seed": self.seed, "calib": v(self.calib),
                 "head_steps": self.head_steps, "head_lr": v(self.head_lr),
-                "head_full": self.head_full, **self.label_config()}
+                "head_full": self.head_full,
+                **({"centre": self.centre} if self.centre != "folder" else {}),
+                **self.label_config()}
 
