@@ -13,7 +13,8 @@ import torch
 from app.core.checkpoints import load_checkpoint, save_checkpoint
 
 from . import cards, recipe
-from .texts import DUAL_CARD, DUAL_FOLDER_LABEL, DUAL_META_LABEL, DUAL_META_METHOD, PROFILES
+from .texts import (DUAL_CARD, DUAL_FOLDER_LABEL, DUAL_META_LABEL, DUAL_META_METHOD,
+                    DUAL_TWO_LABEL, DUAL_TWO_METHOD, PROFILES)
 
 REPO = cards.REPO
 DATA = REPO.parent / "shared" / "data"
@@ -159,6 +160,7 @@ def cmd_dual(a: argparse.Namespace) -> int:
     settings, optionally (``--meta-folder``) a second one whose settings were meta-learned by
     ``python -m app train --method folder`` (its confidence temperature set by
     ``--meta-calib``; it is then the default), and the centroid baseline at this width.
+    ``--two-views`` adds, as the default, folder-meta centred and uncentred as one ensemble.
     ``--knn``, ``--knn-scale``, ``--knn-min`` set both folder learners' neighbour count
     (``neighbours_for``)."""
     from app.core.backbones import Concat
@@ -191,6 +193,12 @@ def cmd_dual(a: argparse.Namespace) -> int:
         card["methods"] = {**card["methods"], "folder-meta": DUAL_META_METHOD}
         card["training"] = {"folder-meta": cards.training_summary(trained),
                             "calib": a.meta_calib if a.meta_calib is not None else "as trained"}
+        if a.two_views:  # the meta-learned learner centred and uncentred, together
+            config = {k: v for k, v in learners["folder-meta"].config().items() if k != "label"}
+            two = {"method": "ensemble", "members": [config, {**config, "centre": "none"}],
+                   "label": DUAL_TWO_LABEL}
+            learners = {"folder-two": build_learner(two), **learners}  # the default, first
+            card["methods"] = {**card["methods"], "folder-two": DUAL_TWO_METHOD}
     spec = InputSpec(size=(DUAL_SIZE, DUAL_SIZE), channels=3, mean=(0.0,) * 3,
                      std=(1.0,) * 3, resize="center_crop", crop_fraction=1.0)  # [0, 1]
     centroid = recipe.centroid_learner().config()  # the baseline, at this backbone's width
@@ -253,6 +261,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="add 'folder-meta': the folder learner trained in this checkpoint")
     d.add_argument("--meta-calib", type=float,
                    help="folder-meta's confidence temperature (default: as trained)")
+    d.add_argument("--two-views", action="store_true",
+                   help="with --meta-folder: add 'folder-two' (the default), folder-meta "
+                        "centred and uncentred as one ensemble")
     d.add_argument("--knn", type=int, help="the folder learners' most neighbours")
     d.add_argument("--knn-scale", type=float,
                    help="neighbours: this times the square root of the images a class has")

@@ -250,6 +250,15 @@ DUAL_META_METHOD = (
     "suite; its neighbours by class size as 'folder''s. The default: against 'folder' it "
     "gains on uneven 75-image pools and at 5 shots on whole folders, and is 0.2-0.3 points "
     "below at 1 shot on whole folders (README, 'Choosing the default')")
+DUAL_TWO_LABEL = "Folder-aware, two views"
+DUAL_TWO_METHOD = (
+    "an ensemble (product of experts: the mean of the log-probabilities) of 'folder-meta' "
+    "and the same learner without folder centring (centre 'none'), each reading the folder "
+    "in its own space. Centring on the folder's mean is best when the classes are about "
+    "even; a few classes that fill most of the folder pull that mean towards themselves, and "
+    "the uncentred view is robust there. The default: it gains over 'folder-meta' on uneven "
+    "pools and whole folders and is level on balanced pools (README, 'Choosing the "
+    "default'); it reads the folder twice")
 
 # -- how each trained model's card is laid out (``python -m tools.photo finalize``) --------
 _MINI_FOOTNOTE = ("\\* ImageNet pre-training of the backbone has seen the mini-ImageNet test "

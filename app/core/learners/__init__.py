@@ -4,13 +4,15 @@ from __future__ import annotations
 from typing import Any
 
 from .base import Adapted, Capabilities, MetaLearner
+from .ensemble import Ensemble
 from .folder import FolderPool, FolderProtoNet
 from .maml import MAML
 from .protonet import ProtoNet
 
 # Every learner class, by its ``method`` key (the form cards store). Which learners a model
 # offers, and under which keys, is the model's card (``FewShotModel.learners``).
-LEARNERS: dict[str, type[MetaLearner]] = {c.method: c for c in (ProtoNet, MAML, FolderProtoNet)}
+LEARNERS: dict[str, type[MetaLearner]] = {c.method: c for c in (ProtoNet, MAML, FolderProtoNet,
+                                                                Ensemble)}
 TRAINABLE = [k for k, c in LEARNERS.items() if c.capabilities.trainable]
 
 
@@ -24,4 +26,4 @@ def build_learner(config: dict[str, Any]) -> MetaLearner:
 
 
 __all__ = ["Adapted", "Capabilities", "MetaLearner", "ProtoNet", "MAML", "FolderProtoNet",
-           "FolderPool", "LEARNERS", "TRAINABLE", "build_learner"]
+           "FolderPool", "Ensemble", "LEARNERS", "TRAINABLE", "build_learner"]

@@ -1,0 +1,82 @@
+"""Several learners over the same features, their probabilities combined as a product of
+experts: the mean of the members' log-probabilities, renormalised.
+
+Each member fits alone. Members that read the folder read one ``FolderPool``, so what one
+of them derives from the folder (its mean, compact space, neighbours: keyed by the
+member's settings) another with the same settings takes as it is. The default photo model
+uses it for two views of the folder that fail in different places (measured on the
+development suite, README "Choosing the default"): the folder learner centred on the
+folder's mean, best when the classes are about even, and the same learner uncentred,
+robust when a few classes fill most of the folder.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import Adapted, Capabilities, MetaLearner
+from .folder import FolderPool
+
+
+def _mean_log(probas: list[torch.Tensor]) -> torch.Tensor:
+    """Softmax of the members' mean log-probability (their geometric mean, renormalised),
+    summed in place: one (images, classes) buffer at 100,000 images."""
+    total = probas[0].clamp_min(1e-12).log()
+    for p in probas[1:]:
+        total.add_(p.clamp_min(1e-12).log())
+    return torch.softmax(total.div_(len(probas)), dim=-1)
+
+
+class EnsembleAdapted(Adapted):
+    def __init__(self, members: list[Adapted]) -> None:
+        self.members = members
+        self.num_classes = members[0].num_classes
+        probas = [a.pool_proba for a in members]
+        self.pool_proba = _mean_log(probas) if all(p is not None for p in probas) else None
+
+    def logits(self, query: torch.Tensor) -> torch.Tensor:
+        """The mean of the members' log-probabilities (softmax gives the product of experts)."""
+        return torch.stack([F.log_softmax(a.logits(query), dim=-1) for a in self.members]).mean(0)
+
+
+class Ensemble(MetaLearner):
+    method = "ensemble"
+    label = "Ensemble"
+    capabilities = Capabilities(trainable=False)  # per instance: what its members do
+
+    def __init__(self, members: list[dict[str, Any]], label: str | None = None) -> None:
+        from . import build_learner  # (the registry imports this module)
+
+        super().__init__(label)
+        if len(members) < 2:
+            raise ValueError("an ensemble needs at least two members")
+        self.members = nn.ModuleList(build_learner(c) for c in members)
+        caps = [m.capabilities for m in self.members]
+        if len({c.reads_pool for c in caps}) > 1:
+            raise ValueError("an ensemble's members must all read the folder, or none")
+        self.capabilities = Capabilities(  # type: ignore[misc]  (an instance's own)
+            gradient_steps=any(c.gradient_steps for c in caps),
+            reads_pool=caps[0].reads_pool, trainable=False)
+
+    def fit(self, support: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None,
+            pool: Any = None) -> EnsembleAdapted:
+        if pool is None or not self.capabilities.reads_pool:
+            return EnsembleAdapted([m.fit(support, labels, num_classes) for m in self.members])
+        if not isinstance(pool, FolderPool):
+            pool = FolderPool(pool)  # one pool for all: shared derived work
+        return EnsembleAdapted([m.fit(support, labels, num_classes, pool=pool)
+                                for m in self.members])
+
+    def prepare(self, pool: Any) -> None:
+        """Each member's ``prepare``; the pool counts as read only once all have run."""
+        for m in self.members:
+            m.prepare(pool)
+            pool.complete = False
+        pool.complete = True
+
+    def config(self) -> dict[str, Any]:
+        return {"method": self.method, "members": [m.config() for m in self.members],
+                **self.label_config()}
