@@ -62,7 +62,15 @@ def test_default_dual_backbone_model_is_safetensors_and_joins_two_unit_vectors()
     assert weights.read_bytes()[8:9] == b"{" and weights.stat().st_size < 16 * 2 ** 20
     model, card = load_checkpoint(dual)
     assert default_model_path() == dual                   # the app's and classify's default
-    assert model.methods == ["folder-meta", "folder", "centroid"] and model.default_method == "folder-meta"
+    assert model.methods == ["folder-two", "folder-meta", "folder", "centroid"]
+    assert model.default_method == "folder-two"
+    # the default: folder-meta centred and uncentred, one ensemble
+    two = card["architecture"]["learners"]["folder-two"]
+    assert two["method"] == "ensemble"
+    assert [m.get("centre", "folder") for m in two["members"]] == ["folder", "none"]
+    meta_cfg = model.learner("folder-meta").config()
+    assert [{**m, "label": meta_cfg["label"]} for m in two["members"]] == [
+        meta_cfg, {**meta_cfg, "centre": "none"}]
     # the meta-learned folder learner: its parameters are in the card, not the weights file
     meta = card["architecture"]["learners"]["folder-meta"]
     assert meta["method"] == "folder" and meta["tau"] != card["architecture"]["learners"]["folder"]["tau"]

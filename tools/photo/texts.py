@@ -201,9 +201,11 @@ DUAL_CARD = {
     "description": (
         "Default photo model: ImageNet MobileNetV2 and ImageNet EfficientNet-Lite1 side by side "
         "on the same 240 x 240 crop (frozen), their 1280-d features L2-normalised each and "
-        "concatenated (2,560-d), with learners over the same cached features: 'folder-meta' "
+        "concatenated (2,560-d), with learners over the same cached features: 'folder-two' "
+        "(built with --two-views, the default: 'folder-meta' centred and uncentred as one "
+        "ensemble), 'folder-meta' "
         "(built with --meta-folder: the folder-aware ProtoNet, its parameters meta-learned "
-        "by gradient; the default when built with it), 'folder' (the same learner with "
+        "by gradient), 'folder' (the same learner with "
         "grid-searched parameters) and 'centroid' (nearest class mean of the frozen "
         "features, the baseline); none has trained weights. Chosen on the "
         "multi-domain development suite: "
@@ -247,18 +249,19 @@ DUAL_META_METHOD = (
     "steps) meta-learned by gradient on Dirichlet-imbalanced 75-image pools of mini-ImageNet "
     "train, 1 and 5 examples a class (`python -m app train --method folder --pool "
     "dirichlet`); its confidence temperature (3) chosen for calibration on the development "
-    "suite; its neighbours by class size as 'folder''s. The default: against 'folder' it "
-    "gains on uneven 75-image pools and at 5 shots on whole folders, and is 0.2-0.3 points "
-    "below at 1 shot on whole folders (README, 'Choosing the default')")
+    "suite; its neighbours by class size as 'folder''s. Against 'folder' it gains on uneven "
+    "75-image pools and at 5 shots on whole folders, and is 0.2-0.3 points below at 1 shot on "
+    "whole folders (README, 'Choosing the default'); the centred member of 'folder-two'")
 DUAL_TWO_LABEL = "Folder-aware, two views"
 DUAL_TWO_METHOD = (
     "an ensemble (product of experts: the mean of the log-probabilities) of 'folder-meta' "
     "and the same learner without folder centring (centre 'none'), each reading the folder "
     "in its own space. Centring on the folder's mean is best when the classes are about "
     "even; a few classes that fill most of the folder pull that mean towards themselves, and "
-    "the uncentred view is robust there. The default: it gains over 'folder-meta' on uneven "
-    "pools and whole folders and is level on balanced pools (README, 'Choosing the "
-    "default'); it reads the folder twice")
+    "the uncentred view is robust there. The default (built with --two-views): against "
+    "'folder-meta' it gains on uneven and rest-of-folder pools and on whole folders, and "
+    "loses 0.2 points at 1 shot on balanced pools, about 1 on the ImageNet-like ones (README, "
+    "'Choosing the default'); it reads the folder twice")
 
 # -- how each trained model's card is laid out (``python -m tools.photo finalize``) --------
 _MINI_FOOTNOTE = ("\\* ImageNet pre-training of the backbone has seen the mini-ImageNet test "

@@ -7,7 +7,10 @@ to uneven classes and to images of no class:
 
 1. **Folder statistics.** Features are power-transformed (``x ** beta``, Hu et al. 2021's
    PT), L2-normalised, centred on the *folder's* mean and normalised again: the space
-   follows the user's domain instead of ImageNet's.
+   follows the user's domain instead of ImageNet's. With ``centre="none"`` they are not
+   centred: a class that fills most of the folder pulls its mean towards itself, and its
+   images, left near the centre, scatter; uncentred, they cannot (the default model
+   combines both views, ``ensemble.py``).
 2. **Anchored prototypes.** Each class prototype moves from its examples' mean towards the
    soft mean of the folder images nearest to it, by at most ``kappa / (kappa + K)`` for a
    class with ``K`` examples: a pool mean rather than a pool *sum*, so a class that fills
