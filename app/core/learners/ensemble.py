@@ -31,7 +31,8 @@ def _mean_log(probas: list[torch.Tensor]) -> torch.Tensor:
 
 
 class EnsembleAdapted(Adapted):
-    def __init__(self, members: list[Adapted]) -> None:
+    def __init__(self, learner: "Ensemble", members: list[Adapted]) -> None:
+        self.learner = learner  # (whose parameters tell the device queries go to)
         self.members = members
         self.num_classes = members[0].num_classes
         probas = [a.pool_proba for a in members]
@@ -64,11 +65,11 @@ class Ensemble(MetaLearner):
     def fit(self, support: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None,
             pool: Any = None) -> EnsembleAdapted:
         if pool is None or not self.capabilities.reads_pool:
-            return EnsembleAdapted([m.fit(support, labels, num_classes) for m in self.members])
+            return EnsembleAdapted(self, [m.fit(support, labels, num_classes) for m in self.members])
         if not isinstance(pool, FolderPool):
             pool = FolderPool(pool)  # one pool for all: shared derived work
-        return EnsembleAdapted([m.fit(support, labels, num_classes, pool=pool)
-                                for m in self.members])
+        return EnsembleAdapted(self, [m.fit(support, labels, num_classes, pool=pool)
+                                      for m in self.members])
 
     def prepare(self, pool: Any) -> None:
         """Each member's ``prepare``; the pool counts as read only once all have run."""
