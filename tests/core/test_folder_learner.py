@@ -292,10 +292,13 @@ def _session_with_folder(n_classes, pool, extra=()):
     return session, ids, paths
 
 
-def test_the_session_reads_the_folder_before_the_examples():
+@pytest.mark.parametrize("config", [
+    {"method": "folder"},
+    {"method": "ensemble", "members": [{"method": "folder"}, {"method": "folder", "centre": "none"}]}])
+def test_the_session_reads_the_folder_before_the_examples(config):
     sizes = (50, 20, 8)
     s_feats, ys, pool, yq = clusters(sizes, seed=6)
-    model = FewShotModel(Identity((D,)), {"folder": FolderProtoNet()},
+    model = FewShotModel(Identity((D,)), {"folder": build_learner(config)},
                          InputSpec(size=(4, 8), channels=1, mean=(0.0,), std=(1.0,), resize="stretch"),
                          default_method="folder")
     session, ids, _ = _session_with_folder(len(sizes), pool)
