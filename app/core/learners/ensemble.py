@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .base import Adapted, Capabilities, MetaLearner
+from .base import Adapted, Capabilities, MetaLearner, softmax_rows
 from .folder import FolderPool
 
 
@@ -27,7 +27,7 @@ def _mean_log(probas: list[torch.Tensor]) -> torch.Tensor:
     total = probas[0].clamp_min(1e-12).log()
     for p in probas[1:]:
         total.add_(p.clamp_min(1e-12).log())
-    return torch.softmax(total.div_(len(probas)), dim=-1)
+    return softmax_rows(total.div_(len(probas)))
 
 
 class EnsembleAdapted(Adapted):
