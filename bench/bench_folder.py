@@ -2,10 +2,12 @@
 
     .venv/bin/python bench/bench_folder.py [--images 100000] [--threads 2] [--model PATH]
 
-Uses the default model's own learners (card of ``pretrained/photo-mobilenetv2``: ProtoNet,
-centroid, MAML, folder) over synthetic non-negative features of the model's dimension
-(10 clusters of uneven size, like pooled ReLU activations), through the session's real
-``ScoreJob`` as the window runs it. Prints, after an example changes:
+Uses the default model's own learners (each one its card lists) over synthetic
+non-negative features of the model's dimension (10 clusters of uneven size, like pooled
+ReLU activations), through the session's real ``ScoreJob`` as the window runs it. Every
+time runs from a change of examples to its labels installed in the session (the job's
+snapshot, its run as the worker runs it, ``apply_scores``). Prints, after an example
+changes:
 
 * each inductive learner's fit + predict of the whole folder;
 * the folder-aware learner on a new folder: its quick inductive pass (shown at once), then
@@ -77,13 +79,13 @@ def main() -> None:
         quick, first, later = [], None, []
         for r in range(a.repeats + 1):
             s.add_examples(ids[0], [paths[next(spare)]])  # the user adds an example
-            job = s.make_score_job()
             marks: dict[str, float] = {}
-            t0 = time.perf_counter()
+            t0 = time.perf_counter()  # from the change to its labels installed: the job's
+            job = s.make_score_job()  # snapshot, its run (the worker), apply_scores
             outcome = job.run(model, threading.Event(),
                               partial=lambda o: marks.setdefault("quick", time.perf_counter()))
-            t1 = time.perf_counter()
             s.apply_scores(outcome)
+            t1 = time.perf_counter()
             if caps.reads_pool and "quick" in marks:  # a new folder: quick pass, then the graph
                 assert r == 0
                 quick.append(marks["quick"] - t0)

@@ -47,6 +47,7 @@ class FeatureTable:
         self._reserved = 0
         self.dim: int | None = None
         self.allocation = next(_ALLOCATIONS)  # a new number with each new matrix buffer
+        self.version = next(_ALLOCATIONS)     # a new number whenever a path's row changes
 
     def __len__(self) -> int:
         return len(self._index)
@@ -87,6 +88,7 @@ class FeatureTable:
         for i, p in enumerate(paths):
             self._index[p] = self._rows + i
         self._rows = need
+        self.version = next(_ALLOCATIONS)
 
     def matrix(self) -> np.ndarray:
         """All rows so far as bfloat16 bits (uint16; a view; rows may include superseded
@@ -102,6 +104,7 @@ class FeatureTable:
         i = self._index.pop(old, None)
         if i is not None:
             self._index[new] = i
+            self.version = next(_ALLOCATIONS)
 
     def locate(self, paths: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(positions in ``paths`` that have features, their row numbers in ``matrix()``)."""

@@ -85,6 +85,7 @@ class Session(SessionEdits):
         self.folder: str | None = None
         self.images: list[str] = []
         self._image_index: dict[str, int] = {}
+        self._located: tuple = ((), None)  # (key, folder images' feature rows): _folder_rows
         self.features = FeatureTable()
         self.problems: dict[str, str] = {}
         self.history = History()
@@ -116,8 +117,24 @@ class Session(SessionEdits):
         if changed:  # re-scanning the same folder (e.g. after opening a project) is no edit
             self._touch(stale=False)
         if self._adapted is not None:
-            self._predict_positions(*self.features.locate(self.images), emit=False)
+            self._predict_positions(*self._folder_rows(), emit=False)
         self._emit(Topic.PREDICTIONS)
+
+    def _folder_rows(self) -> tuple[np.ndarray, np.ndarray]:
+        """``features.locate(self.images)``: (positions of the embedded folder images, their
+        feature rows)."""
+        return self._located_folder()[:2]
+
+    def _located_folder(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """(positions of the embedded folder images, their feature rows, their paths), kept
+        while neither the folder's list nor the features change: each change of examples
+        needs them twice (the job, then installing its labels), 10-20 ms a time at 100,000
+        images (bench_folder.py)."""
+        key = (self._folder_epoch, self.features.version)  # (relocate renames: a new version)
+        if self._located[0] != key:
+            pos, rows = self.features.locate(self.images)
+            self._located = (key, (pos, rows, [self.images[i] for i in pos.tolist()]))
+        return self._located[1]
 
     def relocate(self, moves: Iterable[tuple[str, str]]) -> None:
         """Files were moved on disk (export "move", ``FileReport.done`` as (source, target)
@@ -210,9 +227,9 @@ class Session(SessionEdits):
                 ids.append(c.id)
         if len(ids) < 2:
             return None
-        pos, qrows = self.features.locate(self.images)
+        pos, qrows, paths = self._located_folder()
         return ScoreJob(self._generation, self.method, ids, np.concatenate(rows),
-                        np.asarray(labels, np.int64), [self.images[i] for i in pos],
+                        np.asarray(labels, np.int64), paths,
                         self.features.matrix(), qrows, pos, self._folder_epoch, refine,
                         self._pool_key(len(pos)), self._pool_cache)
 
@@ -226,7 +243,7 @@ class Session(SessionEdits):
     def make_folder_job(self) -> FolderJob | None:
         """Reading the folder ahead of the examples, or None when there is nothing (new) to
         read: fewer than 2 embedded images, or the folder read already."""
-        pos, qrows = self.features.locate(self.images)
+        pos, qrows = self._folder_rows()
         key = self._pool_key(len(pos))
         pool = self._pool_cache.get(key)
         if len(pos) < 2 or (pool is not None and pool.complete):
@@ -256,7 +273,7 @@ class Session(SessionEdits):
         self._pred_conf[:] = np.nan
         self._pred_class[idx] = ids[labels]
         self._pred_conf[idx] = conf
-        pos, rows = self.features.locate(self.images)  # embedded since the snapshot
+        pos, rows = self._folder_rows()  # (and images embedded since the snapshot)
         late = np.isnan(self._pred_conf[pos])
         self._predict_positions(pos[late], rows[late], emit=False)
         if outcome.final:

@@ -343,3 +343,26 @@ def test_moved_files_keep_examples_features_and_predictions(tmp_path):
     for old, label in before.items():
         new = str(photos / "sorted" / label / os.path.basename(old))
         assert s.prediction(new).label == label
+
+
+def test_score_jobs_follow_new_features_and_moved_files(folder):
+    """The folder's located rows are kept between jobs, and renewed when features arrive or
+    files move."""
+    paths, truth, feats = folder
+    s = Session()
+    ids = [s.add_class(n).id for n in "abc"]
+    s.set_folder("/photos", paths)
+    for k in range(3):
+        s.add_examples(ids[k], [paths[k]])
+    s.add_features(paths[:6], feats[:6])
+    first = s.make_score_job()
+    assert first.query_paths == paths[:6] and s.make_score_job().query_paths == paths[:6]
+    s.add_features(paths[6:], feats[6:])
+    assert s.make_score_job().query_paths == paths
+    moved = paths[7].replace("img07", "moved07")
+    s.relocate([(paths[7], moved)])
+    job = s.make_score_job()
+    assert job.query_paths[7] == moved and len(job.query_paths) == len(paths)
+    assert first.query_paths == paths[:6]  # a job's snapshot is its own
+    s.apply_scores(job.run(feature_model()))
+    assert [s.prediction(p).class_id for p in s.images] == [ids[t] for t in truth]

@@ -138,12 +138,13 @@ def class_means(embeddings: torch.Tensor, labels: torch.Tensor, num_classes: int
 
 
 def softmax_rows(x: torch.Tensor) -> torch.Tensor:
-    """Row softmax of a (n, classes) matrix: for a handful of classes ~4x faster than
-    ``Tensor.softmax(1)`` on the CPU (measured: 0.33 vs 1.22 ms for 20k x 10); in place,
-    so ``Tensor.softmax`` when autograd records (meta-training)."""
+    """Row softmax of a (n, classes) matrix: for a handful of classes ~5x faster than
+    ``Tensor.softmax(1)`` on the CPU (measured, 2 threads: 1.2 vs 6.3 ms for 100k x 10,
+    with ``amax``; 1.9 ms with ``max(...).values``); in place, so ``Tensor.softmax`` when
+    autograd records (meta-training)."""
     if torch.is_grad_enabled():
         return x.softmax(1)
-    e = (x - x.max(1, keepdim=True).values).exp_()
+    e = (x - x.amax(1, keepdim=True)).exp_()
     return e.div_(e.sum(1, keepdim=True))
 
 
