@@ -180,6 +180,30 @@ def test_no_gradient_steps_with_one_example_a_class():
     assert torch.equal(a0.prototypes, a1.prototypes)
 
 
+def test_a_gradient_step_is_the_autograd_step_and_stays_differentiable():
+    """The head's closed-form gradient: one step from the prototypes equals the step that
+    autograd's gradient of the examples' cross-entropy gives, and in training mode the
+    stepped prototypes carry gradients to the step size and the temperature."""
+    import torch.nn.functional as F
+
+    from app.core.learners.folder import _score
+
+    support, ys, _ = _three_shot(seed=2)
+    torch.manual_seed(0)
+    w0, perp = torch.randn(3, D) * 0.1, torch.rand(3) * 0.1
+    learner = FolderProtoNet(head_steps=1, head_lr=0.005, tau=4.0)
+    with torch.no_grad():
+        stepped = learner._head(w0, perp, support, ys, shots=3.0)
+    w = w0.clone().requires_grad_(True)
+    loss = F.cross_entropy(learner.tau.detach() * _score(support, w, perp), ys)
+    (grad,) = torch.autograd.grad(loss, w)
+    assert not torch.equal(stepped, w0)
+    torch.testing.assert_close(stepped, w0 - 0.005 * grad, rtol=1e-5, atol=1e-6)
+    learner.train()
+    learner._head(w0, perp, support, ys, shots=3.0).square().sum().backward()
+    assert learner.log_head_lr.grad != 0 and learner.log_tau.grad != 0
+
+
 def test_a_step_size_far_too_large_is_halved_and_never_raises_the_loss():
     support, ys, pool = _three_shot(seed=3)
     plain = FolderProtoNet(knn=3)
