@@ -161,8 +161,8 @@ def cmd_dual(a: argparse.Namespace) -> int:
     ``python -m app train --method folder`` (its confidence temperature set by
     ``--meta-calib``; it is then the default), and the centroid baseline at this width.
     ``--two-views`` adds, as the default, folder-meta centred and uncentred as one ensemble.
-    ``--knn``, ``--knn-scale``, ``--knn-min`` set both folder learners' neighbour count
-    (``neighbours_for``)."""
+    ``--knn``, ``--knn-scale``, ``--knn-min`` set the folder learners' neighbour count
+    (``neighbours_for``), ``--axes`` their compact space's width on large folders."""
     from app.core.backbones import Concat
     from app.core.inputspec import InputSpec
     from app.core.learners import build_learner
@@ -176,7 +176,7 @@ def cmd_dual(a: argparse.Namespace) -> int:
     backbone.parts[0].load_state_dict(base.backbone.state_dict())
     backbone.parts[1].load_state_dict(recipe.lite_backbone(weights, 1).state_dict())
     neighbours = {k: v for k, v in (("knn", a.knn), ("knn_scale", a.knn_scale),
-                                    ("knn_min", a.knn_min)) if v is not None}
+                                    ("knn_min", a.knn_min), ("proj_dim", a.axes)) if v is not None}
     folder = {**base.learner("folder").config(), **neighbours}
     if a.meta_folder:  # two folder-aware learners: say which is which
         folder["label"] = DUAL_FOLDER_LABEL
@@ -268,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--knn-scale", type=float,
                    help="neighbours: this times the square root of the images a class has")
     d.add_argument("--knn-min", type=int, help="the folder learners' fewest neighbours")
+    d.add_argument("--axes", type=int, help="the folder learners' principal axes on folders "
+                                            "over 5,000 images (proj_dim)")
     d.set_defaults(func=cmd_dual)
     a = ap.parse_args(argv)
     return a.func(a)
