@@ -75,6 +75,8 @@ def test_default_dual_backbone_model_is_safetensors_and_joins_two_unit_vectors()
     meta = card["architecture"]["learners"]["folder-meta"]
     assert meta["method"] == "folder" and meta["tau"] != card["architecture"]["learners"]["folder"]["tau"]
     assert card["training"]["folder-meta"]["hyperparameters"]["pool"] == "dirichlet"
+    # one compact-space width for every folder learner: switching between them re-reads nothing
+    assert meta["proj_dim"] == card["architecture"]["learners"]["folder"]["proj_dim"] > 128
     parts = card["architecture"]["backbone"]["parts"]
     assert [p["backbone"]["name"] for p in parts] == ["mobilenetv2", "efficientnet_lite"]
     assert card["architecture"]["input"]["size"] == [240, 240]

@@ -229,7 +229,9 @@ DUAL_CARD = {
             "examples, 50 gradient-descent steps on the examples' cross-entropy (off at one "
             "example a class), smoothing over each image's nearest folder images (1.2 x the "
             "square root of the images a class has on average, 3 to 10: 5 at 15 a class); "
-            "compact space of 128 principal axes for folders over 5,000 images"),
+            "for folders over 5,000 images a compact space of proj_dim principal axes (256 "
+            "in the shipped card, --axes; 128 before: 1-2 points lower on folders of many "
+            "classes)"),
         "centroid": "the baseline: nearest class mean of the L2-normalised frozen features",
     },
     "notes": [
