@@ -375,6 +375,18 @@ def test_large_folder_space_the_leading_axes_and_one_product_projection(centre):
         assert not mean.any()
 
 
+def test_the_compact_space_is_wider_for_fewer_anchors():
+    """``proj_dim`` axes at ``max_anchors`` anchors; fewer anchors get more axes at the same
+    anchors x axes, up to the features' dimension (then the fit is exact)."""
+    learner = FolderProtoNet(max_anchors=400, proj_dim=6)
+    assert learner.width(400, D) == 6 and learner.width(200, D) == 12 and learner.width(50, D) == D
+    learner.project_above = 0  # the large-folder path on a small pool
+    _, _, pool, _ = clusters((100, 60, 40), seed=10)
+    fp = FolderPool(pool)
+    pos, basis, _, _ = learner._space(fp, learner._mean(fp))
+    assert len(pos) == len(pool) < 200 and basis.shape == (D, 12)  # 6 x 400 // 197
+
+
 def test_without_centring_the_space_does_not_follow_the_folder_composition():
     """``centre="none"``: an image's folder-space feature is its power-transformed, L2
     feature whatever else the folder holds, so a class filling most of the folder cannot pull

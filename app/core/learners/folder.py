@@ -31,9 +31,10 @@ to uneven classes and to images of no class:
 
 Compact and fast at 100,000 images: once per folder (``FolderPool`` keeps it while only
 the examples change; ``prepare`` derives it before any example) every image's
-folder-space feature is projected (folders over 5,000 images) on the ``proj_dim``
-leading principal axes of at most ``max_anchors`` folder images (a seeded subset; all of
-them for smaller folders), and each image's neighbours are searched among those anchors.
+folder-space feature is projected (folders over 5,000 images) on the leading principal
+axes of at most ``max_anchors`` folder images (a seeded subset; all of them for smaller
+folders): ``proj_dim`` of them at ``max_anchors`` anchors, more for fewer anchors at the
+same cost (``width``). Each image's neighbours are searched among those anchors.
 A fit then works in that small space: distances to a prototype are exact for images in the
 anchors' span (the prototype's part outside it is kept as a per-class constant), the
 smoothing runs over the anchors, and labelling the folder is one small matrix product.
@@ -129,7 +130,7 @@ class FolderProtoNet(MetaLearner):
     method = "folder"
     label = "Folder-aware ProtoNet"
     capabilities = Capabilities(reads_pool=True, trainable=True)
-    project_above = 2.5e7  # images x anchors beyond which the search runs in ``proj_dim`` axes
+    project_above = 2.5e7  # images x anchors beyond which the fit runs in ``width`` axes
     search_rows = 512      # images a search chunk compares with every anchor (1024: same speed, 2x memory)
     # Meta-learned, each as its logarithm (``gamma`` as itself): config, not weights.
     config_parameters = ("log_tau", "log_lam", "log_kappa", "log_head_lr", "log_calib", "gamma_")
@@ -231,14 +232,24 @@ class FolderProtoNet(MetaLearner):
             return total / len(pos)
         return pool.derived(("mean", self.beta, self.max_anchors, self.seed), make)
 
-    def _basis(self, pool: FolderPool, pos: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-        """The ``proj_dim`` leading principal axes of the anchors in folder space, by a seeded
+    def width(self, anchors: int, dim: int) -> int:
+        """How many principal axes the compact space of a folder with ``anchors`` anchors
+        keeps: ``proj_dim`` at ``max_anchors``, and as many more for fewer anchors as keep
+        anchors x axes (what each pass of a fit over the anchors costs, and the axes' own
+        computation) at ``max_anchors x proj_dim``, up to the features' ``dim``. A fit's
+        accuracy grows with the axes (README, "A wider compact space"); at 100,000 images
+        the cost is the limit."""
+        return min(dim, max(self.proj_dim, self.proj_dim * self.max_anchors // max(anchors, 1)))
+
+    def _basis(self, pool: FolderPool, pos: torch.Tensor, mean: torch.Tensor,
+               width: int) -> torch.Tensor:
+        """The ``width`` leading principal axes of the anchors in folder space, by a seeded
         randomized subspace iteration (Halko et al. 2011: 16 extra directions, 2 power
         iterations) over chunks of anchors, then a Rayleigh-Ritz rotation: 4 passes over the
         anchors instead of their full covariance and its ``eigh`` (measured in
         bench_folder.py), and no anchor matrix held at once."""
         d = mean.shape[0]
-        q = min(self.proj_dim + 16, d)
+        q = min(width + 16, d)
         y = torch.randn(d, q, generator=torch.Generator().manual_seed(self.seed))
         for last in (False, False, False, True):
             gram = torch.zeros(q, q) if last else torch.zeros(d, q)
@@ -251,7 +262,7 @@ class FolderProtoNet(MetaLearner):
                     gram.addmm_(b.T, b @ y)  # (A^T A) y
             if not last:
                 y = torch.linalg.qr(gram).Q
-        rot = torch.linalg.eigh(gram).eigenvectors[:, -self.proj_dim:]  # ascending
+        rot = torch.linalg.eigh(gram).eigenvectors[:, -width:]  # ascending
         return (y @ rot).contiguous()
 
     def _project_all(self, pool: FolderPool, mean: torch.Tensor,
@@ -282,8 +293,9 @@ class FolderProtoNet(MetaLearner):
             pos = self._anchors(n)
             basis = None
             # Small folders stay exact (full dimension): projecting costs more than it saves.
-            if self.proj_dim and n * len(pos) > self.project_above and self.proj_dim < len(mean):
-                basis = self._basis(pool, pos, mean)
+            width = self.width(len(pos), len(mean))
+            if self.proj_dim and n * len(pos) > self.project_above and width < len(mean):
+                basis = self._basis(pool, pos, mean, width)
             zp = self._project_all(pool, mean, basis)
             return pos, basis, zp, zp if len(pos) == n else zp[pos]
         return pool.derived(("space", self.centre, self.beta, self.max_anchors, self.seed, self.proj_dim), make)
