@@ -85,7 +85,7 @@ class Session(SessionEdits):
         self.folder: str | None = None
         self.images: list[str] = []
         self._image_index: dict[str, int] = {}
-        self._located: tuple = ((), None)  # (key, folder images' feature rows): _folder_rows
+        self._located: tuple = ((), None)  # (key, what _located_folder gives)
         self.features = FeatureTable()
         self.problems: dict[str, str] = {}
         self.history = History()
@@ -117,13 +117,8 @@ class Session(SessionEdits):
         if changed:  # re-scanning the same folder (e.g. after opening a project) is no edit
             self._touch(stale=False)
         if self._adapted is not None:
-            self._predict_positions(*self._folder_rows(), emit=False)
+            self._predict_positions(*self._located_folder()[:2], emit=False)
         self._emit(Topic.PREDICTIONS)
-
-    def _folder_rows(self) -> tuple[np.ndarray, np.ndarray]:
-        """``features.locate(self.images)``: (positions of the embedded folder images, their
-        feature rows)."""
-        return self._located_folder()[:2]
 
     def _located_folder(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(positions of the embedded folder images, their feature rows, their paths), kept
@@ -243,7 +238,7 @@ class Session(SessionEdits):
     def make_folder_job(self) -> FolderJob | None:
         """Reading the folder ahead of the examples, or None when there is nothing (new) to
         read: fewer than 2 embedded images, or the folder read already."""
-        pos, qrows = self._folder_rows()
+        pos, qrows, _ = self._located_folder()
         key = self._pool_key(len(pos))
         pool = self._pool_cache.get(key)
         if len(pos) < 2 or (pool is not None and pool.complete):
@@ -273,7 +268,7 @@ class Session(SessionEdits):
         self._pred_conf[:] = np.nan
         self._pred_class[idx] = ids[labels]
         self._pred_conf[idx] = conf
-        pos, rows = self._folder_rows()  # (and images embedded since the snapshot)
+        pos, rows, _ = self._located_folder()  # (and images embedded since the snapshot)
         late = np.isnan(self._pred_conf[pos])
         self._predict_positions(pos[late], rows[late], emit=False)
         if outcome.final:

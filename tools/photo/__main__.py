@@ -268,8 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--knn-scale", type=float,
                    help="neighbours: this times the square root of the images a class has")
     d.add_argument("--knn-min", type=int, help="the folder learners' fewest neighbours")
-    d.add_argument("--axes", type=int, help="the folder learners' principal axes on folders "
-                                            "over 5,000 images (proj_dim)")
+    d.add_argument("--axes", type=int, help="the folder learners' principal axes at 20,000 "
+                                            "anchors (proj_dim; more for smaller folders)")
     d.set_defaults(func=cmd_dual)
     a = ap.parse_args(argv)
     return a.func(a)

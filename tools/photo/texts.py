@@ -229,9 +229,10 @@ DUAL_CARD = {
             "examples, 50 gradient-descent steps on the examples' cross-entropy (off at one "
             "example a class), smoothing over each image's nearest folder images (1.2 x the "
             "square root of the images a class has on average, 3 to 10: 5 at 15 a class); "
-            "for folders over 5,000 images a compact space of proj_dim principal axes (256 "
+            "for folders over 5,000 images a compact space of principal axes: proj_dim (256 "
             "in the shipped card, --axes; 128 before: 1-2 points lower on folders of many "
-            "classes)"),
+            "classes) at 20,000 anchors (folders of 20,000 images or more), more for smaller "
+            "folders at the same cost"),
         "centroid": "the baseline: nearest class mean of the L2-normalised frozen features",
     },
     "notes": [
