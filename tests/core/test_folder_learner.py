@@ -193,14 +193,14 @@ def test_a_gradient_step_is_the_autograd_step_and_stays_differentiable():
     w0, perp = torch.randn(3, D) * 0.1, torch.rand(3) * 0.1
     learner = FolderProtoNet(head_steps=1, head_lr=0.005, tau=4.0)
     with torch.no_grad():
-        stepped = learner._head(w0, perp, support, ys, shots=3.0)
+        stepped = learner._head(w0, perp, support, ys, 3.0, learner.tau)
     w = w0.clone().requires_grad_(True)
     loss = F.cross_entropy(learner.tau.detach() * _score(support, w, perp), ys)
     (grad,) = torch.autograd.grad(loss, w)
     assert not torch.equal(stepped, w0)
     torch.testing.assert_close(stepped, w0 - 0.005 * grad, rtol=1e-5, atol=1e-6)
     learner.train()
-    learner._head(w0, perp, support, ys, shots=3.0).square().sum().backward()
+    learner._head(w0, perp, support, ys, 3.0, learner.tau).square().sum().backward()
     assert learner.log_head_lr.grad != 0 and learner.log_tau.grad != 0
 
 
@@ -373,6 +373,19 @@ def test_large_folder_space_the_leading_axes_and_one_product_projection(centre):
         assert torch.allclose(mean, learner._pre(pool[pos]).mean(0))  # the anchors' mean
     else:
         assert not mean.any()
+
+
+def test_a_sharper_temperature_only_above_tau_classes_classes():
+    learner = FolderProtoNet(tau=4.0, tau_classes=10)
+    assert float(learner.tau_for(5)) == float(learner.tau_for(10)) == pytest.approx(4.0)
+    assert float(learner.tau_for(100)) == pytest.approx(8.0)  # 4 x ln 100 / ln 10
+    assert float(FolderProtoNet(tau=4.0).tau_for(100)) == pytest.approx(4.0)  # off by default
+    assert build_learner(learner.config()).tau_classes == 10
+    assert "tau_classes" not in FolderProtoNet().config()
+    support, ys, pool, _ = clusters((30,) * 12, seed=4)
+    adapted = learner.fit(support, ys, 12, pool=pool)
+    assert float(adapted.tau) == pytest.approx(4.0 * np.log(12) / np.log(10), rel=1e-5)
+    assert torch.allclose(adapted.pool_proba.sum(1), torch.ones(len(pool)), atol=1e-5)
 
 
 def test_the_compact_space_is_wider_for_fewer_anchors():

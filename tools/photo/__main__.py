@@ -161,6 +161,7 @@ def cmd_dual(a: argparse.Namespace) -> int:
     ``python -m app train --method folder`` (its confidence temperature set by
     ``--meta-calib``; it is then the default), and the centroid baseline at this width.
     ``--two-views`` adds, as the default, folder-meta centred and uncentred as one ensemble.
+    ``--tau-classes`` makes folder-meta's temperature grow with the classes beyond that many.
     ``--knn``, ``--knn-scale``, ``--knn-min`` set the folder learners' neighbour count
     (``neighbours_for``), ``--axes`` their compact space's width on large folders."""
     from app.core.backbones import Concat
@@ -189,6 +190,8 @@ def cmd_dual(a: argparse.Namespace) -> int:
                   "label": DUAL_META_LABEL}
         if a.meta_calib is not None:
             config["calib"] = a.meta_calib
+        if a.tau_classes:
+            config["tau_classes"] = a.tau_classes
         learners = {"folder-meta": build_learner(config), **learners}  # the default, first
         card["methods"] = {**card["methods"], "folder-meta": DUAL_META_METHOD}
         card["training"] = {"folder-meta": cards.training_summary(trained),
@@ -261,6 +264,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="add 'folder-meta': the folder learner trained in this checkpoint")
     d.add_argument("--meta-calib", type=float,
                    help="folder-meta's confidence temperature (default: as trained)")
+    d.add_argument("--tau-classes", type=int,
+                   help="with --meta-folder: its temperature grows with ln(classes) above "
+                        "this many classes (tau_classes)")
     d.add_argument("--two-views", action="store_true",
                    help="with --meta-folder: add 'folder-two' (the default), folder-meta "
                         "centred and uncentred as one ensemble")

@@ -252,7 +252,9 @@ DUAL_META_METHOD = (
     "steps) meta-learned by gradient on Dirichlet-imbalanced 75-image pools of mini-ImageNet "
     "train, 1 and 5 examples a class (`python -m app train --method folder --pool "
     "dirichlet`); its confidence temperature (3) chosen for calibration on the development "
-    "suite; its neighbours by class size as 'folder''s. Against 'folder' it gains on uneven "
+    "suite; its neighbours by class size as 'folder''s; above 10 classes its temperature "
+    "grows with ln(classes) / ln(10) (--tau-classes 10: one example a class over many classes "
+    "needs sharper scores). Against 'folder' it gains on uneven "
     "75-image pools and at 5 shots on whole folders, and is 0.2-0.3 points below at 1 shot on "
     "whole folders (README, 'Choosing the default'); the centred member of 'folder-two'")
 DUAL_TWO_LABEL = "Folder-aware, two views"
