@@ -176,9 +176,9 @@ def cmd_dual(a: argparse.Namespace) -> int:
                         "mean": recipe.LITE_MEAN, "std": recipe.LITE_STD}])
     backbone.parts[0].load_state_dict(base.backbone.state_dict())
     backbone.parts[1].load_state_dict(recipe.lite_backbone(weights, 1).state_dict())
-    neighbours = {k: v for k, v in (("knn", a.knn), ("knn_scale", a.knn_scale),
-                                    ("knn_min", a.knn_min), ("proj_dim", a.axes)) if v is not None}
-    folder = {**base.learner("folder").config(), **neighbours}
+    shared = {k: v for k, v in (("knn", a.knn), ("knn_scale", a.knn_scale),  # every folder learner's
+                                ("knn_min", a.knn_min), ("proj_dim", a.axes)) if v is not None}
+    folder = {**base.learner("folder").config(), **shared}
     if a.meta_folder:  # two folder-aware learners: say which is which
         folder["label"] = DUAL_FOLDER_LABEL
     learners = {"folder": build_learner(folder)}
@@ -186,7 +186,7 @@ def cmd_dual(a: argparse.Namespace) -> int:
         "parts": [base_card.get("starting_weights", {}), recipe.lite_provenance(weights, 1)]}}
     if a.meta_folder:
         trained_model, trained = load_checkpoint(a.meta_folder)
-        config = {**trained_model.learner("folder").config(), **neighbours,
+        config = {**trained_model.learner("folder").config(), **shared,
                   "label": DUAL_META_LABEL}
         if a.meta_calib is not None:
             config["calib"] = a.meta_calib
