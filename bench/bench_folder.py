@@ -15,6 +15,7 @@ changes:
   per folder state);
 * the folder-aware learner after each later correction: the folder-aware pass alone (the
   folder's derived data reused), which is then the result shown at once;
+* the default after many corrections (50 examples a class);
 * the window's usual order: the folder read ahead when embedding ends, before any example
   (``Session.make_folder_job``), then the first examples' folder-aware pass.
 """
@@ -106,7 +107,28 @@ def main() -> None:
         acc = float(np.mean(np.asarray([s.prediction(p).class_id for p in paths[::50]])
                             == np.asarray(ids)[labels[::50]]))
         print(line + f"; accuracy on the synthetic clusters {100 * acc:.1f}%", flush=True)
+    many_examples(model, s, ids, paths, labels, a.repeats)
     read_ahead(model, paths, x, labels)
+
+
+def many_examples(model, s: Session, ids: list[int], paths: list[str],  # noqa: ANN001
+                  labels: np.ndarray, repeats: int) -> None:
+    """The default after many corrections (50 examples a class): a re-score costs what it
+    costs with one a class (each example's neighbours are found once per folder)."""
+    s.set_method(model.default_method)
+    spare = iter(int(i) for i in np.flatnonzero(labels == 1)[60:])
+    before = len(s.examples)
+    for k, cid in enumerate(ids):
+        s.add_examples(cid, [paths[int(i)] for i in np.flatnonzero(labels == k)[2:50]])
+    times, new = [], len(s.examples) - before + 1
+    for _ in range(repeats + 1):
+        s.add_examples(ids[1], [paths[next(spare)]])
+        t0 = time.perf_counter()
+        s.apply_scores(s.make_score_job().run(model, threading.Event()))
+        times.append(time.perf_counter() - t0)
+    print(f"{model.default_method:9s} with {len(s.examples)} examples (about 50 a class): "
+          f"folder-aware pass median {ms(float(np.median(times[1:])))}, the first with {new} "
+          f"new examples {ms(times[0])}", flush=True)
 
 
 def read_ahead(model, paths: list[str], x: np.ndarray, labels: np.ndarray) -> None:  # noqa: ANN001

@@ -418,3 +418,27 @@ def test_without_centring_the_space_does_not_follow_the_folder_composition():
     assert again.centre == "none" and "centre" not in FolderProtoNet().config()
     with pytest.raises(ValueError, match="centre"):
         FolderProtoNet(centre="classes")
+
+
+def test_examples_votes_are_kept_per_example_and_give_what_a_fresh_folder_gives():
+    """Each example's neighbours are found once per folder (``_hits``): later fits with
+    more examples, fewer or the same again, give exactly what a fit on a fresh pool gives."""
+    s, ys, pool, yq = clusters((70, 40, 25), seed=5)
+    learner = FolderProtoNet(max_anchors=60, proj_dim=8, knn=6, support_edges=True)
+    learner.project_above = 0  # the large-folder path: anchors a subset of the folder
+    fp = FolderPool(pool)
+    extra = pool[[0, 80, 120]]  # three folder images become examples of their classes
+    steps = [(s, ys), (torch.cat([s, extra]), torch.cat([ys, yq[[0, 80, 120]]])),
+             (s[[0, 1, 2, 0]], torch.tensor([0, 1, 2, 0]))]  # one example twice
+    for sup, lab in steps:
+        kept = learner.fit(sup, lab, pool=fp).pool_proba
+        assert torch.equal(kept, learner.fit(sup, lab, pool=FolderPool(pool)).pool_proba)
+    hits = next(v for k, v in fp._derived.items() if k[0] == "hits")
+    assert len(hits) == 6  # three examples, three folder images: one entry each
+    # the examples' votes count: an example's own image in the folder takes its label
+    without = FolderProtoNet(max_anchors=60, proj_dim=8, knn=6)
+    without.project_above = 0
+    a = learner.fit(*steps[1], pool=fp).pool_proba
+    b = without.fit(*steps[1], pool=FolderPool(pool)).pool_proba
+    assert not torch.equal(a, b)
+    assert (a[[0, 80, 120]].argmax(1) == yq[[0, 80, 120]]).all()
