@@ -161,7 +161,8 @@ def cmd_dual(a: argparse.Namespace) -> int:
     ``python -m app train --method folder`` (its confidence temperature set by
     ``--meta-calib``; it is then the default), and the centroid baseline at this width.
     ``--two-views`` adds, as the default, folder-meta centred and uncentred as one ensemble.
-    ``--tau-classes`` makes folder-meta's temperature grow with the classes beyond that many.
+    ``--tau-classes`` makes folder-meta's temperature grow with the classes beyond that many,
+    ``--whiten`` makes it whiten folders of at least ``--whiten-min`` images.
     ``--knn``, ``--knn-scale``, ``--knn-min`` set the folder learners' neighbour count
     (``neighbours_for``), ``--axes`` their compact space's width on large folders."""
     from app.core.backbones import Concat
@@ -192,6 +193,8 @@ def cmd_dual(a: argparse.Namespace) -> int:
             config["calib"] = a.meta_calib
         if a.tau_classes:
             config["tau_classes"] = a.tau_classes
+        if a.whiten:
+            config.update(whiten=a.whiten, whiten_eps=a.whiten_eps, whiten_min=a.whiten_min)
         learners = {"folder-meta": build_learner(config), **learners}  # the default, first
         card["methods"] = {**card["methods"], "folder-meta": DUAL_META_METHOD}
         card["training"] = {"folder-meta": cards.training_summary(trained),
@@ -267,6 +270,13 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--tau-classes", type=int,
                    help="with --meta-folder: its temperature grows with ln(classes) above "
                         "this many classes (tau_classes)")
+    d.add_argument("--whiten", type=float,
+                   help="with --meta-folder: whiten folders by their covariance to this power "
+                        "(whiten; 0.5 in the shipped card)")
+    d.add_argument("--whiten-eps", type=float, default=0.1,
+                   help="the whitening's shrinkage, times the mean variance")
+    d.add_argument("--whiten-min", type=int, default=500,
+                   help="folders of fewer images are not whitened")
     d.add_argument("--two-views", action="store_true",
                    help="with --meta-folder: add 'folder-two' (the default), folder-meta "
                         "centred and uncentred as one ensemble")

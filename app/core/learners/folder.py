@@ -51,7 +51,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -73,6 +73,24 @@ def _score(z: torch.Tensor, p: torch.Tensor, perp: torch.Tensor) -> torch.Tensor
     one matrix product (``z @ (2 p)``: ``2.0 * z @ p.T`` would double every row of ``z``
     first, 1.4 of the 2 ms this takes over 20,000 anchors)."""
     return z @ (2.0 * p).T - ((p * p).sum(1) + perp)[None, :]
+
+
+class Whitening(NamedTuple):
+    """The folder's partial whitening ``W = (C + eps I)^(-alpha/2)`` for the covariance ``C``
+    of its images in folder space, over its leading principal axes, the rest of the space
+    scaled as one: ``W z = tail * z + axes @ (lift * (axes.T @ z))``."""
+    axes: torch.Tensor   # (D, r) leading principal axes, orthonormal
+    lift: torch.Tensor   # (r,) each axis's scale minus ``tail``
+    tail: float          # the scale of every direction outside the axes
+
+
+class Space(NamedTuple):
+    """What a fit reads of the folder, derived once per folder (``FolderProtoNet._space``)."""
+    pos: torch.Tensor                 # the anchors' positions in the pool
+    basis: torch.Tensor | None        # (D, width) projection to the compact space, or None
+    white: Whitening | None
+    zp: torch.Tensor                  # every pool image in the (compact) folder space
+    anchors: torch.Tensor             # the anchors' rows of ``zp``
 
 
 class FolderPool:
@@ -111,19 +129,21 @@ class FolderPool:
 
 class FolderAdapted(Adapted):
     def __init__(self, learner: "FolderProtoNet", prototypes: torch.Tensor, perp: torch.Tensor,
-                 mean: torch.Tensor, basis: torch.Tensor | None, tau: torch.Tensor) -> None:
+                 mean: torch.Tensor, basis: torch.Tensor | None, white: Whitening | None,
+                 tau: torch.Tensor) -> None:
         self.learner = learner
         self.tau = tau                 # the temperature for this many classes (``tau_for``)
         self.prototypes = prototypes   # in the folder's compact space
         self.perp = perp               # squared norm of each prototype outside that space
         self.mean = mean
         self.basis = basis
+        self.white = white
         self.pool_proba: torch.Tensor | None = None  # smoothed probabilities of the pool
         self.num_classes = prototypes.shape[0]
 
     def logits(self, query: torch.Tensor) -> torch.Tensor:
         """Images outside the pool (e.g. embedded after the fit): no smoothing."""
-        return self.tau * _score(self.learner.project(query, self.mean, self.basis),
+        return self.tau * _score(self.learner.project(query, self.mean, self.basis, self.white),
                                  self.prototypes, self.perp)
 
 
@@ -146,6 +166,7 @@ class FolderProtoNet(MetaLearner):
                  max_anchors: int = 20000, proj_dim: int = 128, seed: int = 0,
                  calib: float = 1.0, head_steps: int = 0, head_lr: float = 0.3,
                  head_full: float = 3.0, centre: str = "folder", tau_classes: int = 0,
+                 whiten: float = 0.0, whiten_eps: float = 0.1, whiten_min: int = 500,
                  label: str | None = None) -> None:
         super().__init__(label)
         if centre not in self.CENTRES:
@@ -153,6 +174,10 @@ class FolderProtoNet(MetaLearner):
                              f"(got {centre!r})")
         self.beta, self.mix_iters, self.centre = beta, mix_iters, centre
         self.tau_classes = tau_classes
+        if not 0.0 <= whiten <= 1.0 or whiten_eps <= 0:
+            raise ValueError(f"folder learner: whiten must lie in [0, 1] and whiten_eps be > 0 "
+                             f"(got {whiten}, {whiten_eps})")
+        self.whiten, self.whiten_eps, self.whiten_min = whiten, whiten_eps, whiten_min
         self.knn, self.knn_scale, self.knn_min = knn, knn_scale, knn_min
         self.smooth_iters = smooth_iters
         self.support_edges = support_edges
@@ -204,13 +229,22 @@ class FolderProtoNet(MetaLearner):
             x.clamp_(min=0).pow_(self.beta)
         return _l2_(x)
 
-    def transform(self, x: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
-        """Folder space: power transform, L2, minus the folder mean, L2."""
+    def transform(self, x: torch.Tensor, mean: torch.Tensor,
+                  white: Whitening | None = None) -> torch.Tensor:
+        """Folder space: power transform, L2, minus the folder mean, L2; then, with
+        ``white``, the folder's partial whitening and L2 again."""
         x = self._pre(x)
-        return F.normalize(x - mean, dim=-1) if x.requires_grad else _l2_(x.sub_(mean))
+        z = F.normalize(x - mean, dim=-1) if x.requires_grad else _l2_(x.sub_(mean))
+        if white is None:
+            return z
+        w = (z @ white.axes) * white.lift
+        if z.requires_grad:
+            return F.normalize(white.tail * z + w @ white.axes.T, dim=-1)
+        return _l2_(z.mul_(white.tail).addmm_(w, white.axes.T))
 
-    def project(self, x: torch.Tensor, mean: torch.Tensor, basis: torch.Tensor | None) -> torch.Tensor:
-        z = self.transform(x, mean)
+    def project(self, x: torch.Tensor, mean: torch.Tensor, basis: torch.Tensor | None,
+                white: Whitening | None = None) -> torch.Tensor:
+        z = self.transform(x, mean, white)
         return z @ basis if basis is not None else z
 
     def _anchors(self, n: int) -> torch.Tensor:
@@ -245,12 +279,12 @@ class FolderProtoNet(MetaLearner):
         return min(dim, max(self.proj_dim, self.proj_dim * self.max_anchors // max(anchors, 1)))
 
     def _basis(self, pool: FolderPool, pos: torch.Tensor, mean: torch.Tensor,
-               width: int) -> torch.Tensor:
-        """The ``width`` leading principal axes of the anchors in folder space, by a seeded
-        randomized subspace iteration (Halko et al. 2011: 16 extra directions, 2 power
-        iterations) over chunks of anchors, then a Rayleigh-Ritz rotation: 4 passes over the
-        anchors instead of their full covariance and its ``eigh`` (measured in
-        bench_folder.py), and no anchor matrix held at once."""
+               width: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The ``width`` leading principal axes of the anchors in folder space and the
+        variance along each, by a seeded randomized subspace iteration (Halko et al. 2011:
+        16 extra directions, 2 power iterations) over chunks of anchors, then a Rayleigh-Ritz
+        rotation: 4 passes over the anchors instead of their full covariance and its
+        ``eigh`` (measured in bench_folder.py), and no anchor matrix held at once."""
         d = mean.shape[0]
         q = min(width + 16, d)
         y = torch.randn(d, q, generator=torch.Generator().manual_seed(self.seed))
@@ -265,17 +299,30 @@ class FolderProtoNet(MetaLearner):
                     gram.addmm_(b.T, b @ y)  # (A^T A) y
             if not last:
                 y = torch.linalg.qr(gram).Q
-        rot = torch.linalg.eigh(gram).eigenvectors[:, -width:]  # ascending
-        return (y @ rot).contiguous()
+        var, rot = torch.linalg.eigh(gram)  # ascending
+        return (y @ rot[:, -width:]).contiguous(), var[-width:].clamp_min(0) / len(pos)
 
-    def _project_all(self, pool: FolderPool, mean: torch.Tensor,
-                     basis: torch.Tensor | None) -> torch.Tensor:
+    def _whitening(self, axes: torch.Tensor, var: torch.Tensor) -> Whitening:
+        """Scales ``(variance + eps)^(-whiten/2)`` along the leading axes, and for the rest of
+        the space that of their mean variance (folder-space images have unit norm, so all
+        variances sum to 1); ``eps`` is ``whiten_eps`` times the mean variance, 1 / D. Axes
+        along which the folder barely varies are lifted, the few that dominate it (what
+        ImageNet features share across a domain they were not trained on) are damped."""
+        d, r = axes.shape
+        eps = self.whiten_eps / d
+        rest = max(1.0 - float(var.sum()), 0.0) / max(d - r, 1)
+        tail = (rest + eps) ** (-self.whiten / 2)
+        return Whitening(axes, (var + eps) ** (-self.whiten / 2) - tail, tail)
+
+    def _project_all(self, pool: FolderPool, mean: torch.Tensor, basis: torch.Tensor | None,
+                     white: Whitening | None) -> torch.Tensor:
         """Every pool image in the compact space. With a basis, one product a chunk: for x
         after the power transform and L2, ``normalize(x - m) @ B = (x @ B - m @ B) /
         |x - m|`` and ``|x - m|^2 = |x|^2 - 2 x.m + |m|^2``, so ``x @ [B, m]`` gives both
-        (no centred copy of the chunk)."""
+        (no centred copy of the chunk). The whitening's axes are then the basis: ``W z @ B``
+        scales each coordinate, and ``|W z|`` follows from them and ``|z| = 1``."""
         if basis is None or pool.raw(slice(0, 1)).requires_grad:  # (a backbone in training)
-            return torch.cat([self.project(pool.raw(s), mean, basis) for s in pool.chunks()])
+            return torch.cat([self.project(pool.raw(s), mean, basis, white) for s in pool.chunks()])
         bm = torch.cat([basis, mean[:, None]], 1)
         mb, mm = mean @ basis, mean @ mean
         out = torch.empty(len(pool), basis.shape[1])
@@ -283,25 +330,40 @@ class FolderProtoNet(MetaLearner):
             x = self._pre(pool.raw(s))
             xb = x @ bm
             norm2 = (x * x).sum(1, keepdim=True) - 2 * xb[:, -1:] + mm
-            out[s] = (xb[:, :-1] - mb).div_(norm2.clamp_min_(1e-24).sqrt_())
+            z = (xb[:, :-1] - mb).div_(norm2.clamp_min_(1e-24).sqrt_())
+            if white is not None:
+                rest = (1.0 - (z * z).sum(1, keepdim=True)).clamp_min_(0) * white.tail ** 2
+                z.mul_(white.lift + white.tail)
+                z.div_((z * z).sum(1, keepdim=True).add_(rest).clamp_min_(1e-24).sqrt_())
+            out[s] = z
         return out
 
-    def _space(self, pool: FolderPool, mean: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor, torch.Tensor]:
-        """(anchor positions in the pool, the projection basis or None, every pool image
-        in the compact space, the anchors in it): the anchors' rows gathered once per folder,
-        not at every fit."""
-        def make():
-            n = len(pool)
+    def _space_key(self) -> tuple:
+        """The settings the folder's derived space depends on (the pool's cache keys)."""
+        return (self.centre, self.beta, self.max_anchors, self.seed, self.proj_dim,
+                self.whiten, self.whiten_eps, self.whiten_min)
+
+    def _space(self, pool: FolderPool, mean: torch.Tensor) -> Space:
+        """The anchors, the compact space and its whitening, every pool image in it and the
+        anchors' rows (gathered once per folder, not at every fit). Small folders stay
+        exact (full dimension: projecting costs more than it saves); their whitening, if
+        any, works on ``proj_dim`` leading axes. Folders under ``whiten_min`` images are not
+        whitened: a covariance of so few images mostly tells their classes apart, and
+        equalising it undoes that (75-image pools: up to -7.8 points, README)."""
+        def make() -> Space:
+            n, d = len(pool), len(mean)
             pos = self._anchors(n)
-            basis = None
-            # Small folders stay exact (full dimension): projecting costs more than it saves.
-            width = self.width(len(pos), len(mean))
-            if self.proj_dim and n * len(pos) > self.project_above and width < len(mean):
-                basis = self._basis(pool, pos, mean, width)
-            zp = self._project_all(pool, mean, basis)
-            return pos, basis, zp, zp if len(pos) == n else zp[pos]
-        return pool.derived(("space", self.centre, self.beta, self.max_anchors, self.seed, self.proj_dim), make)
+            width = self.width(len(pos), d)
+            project = bool(self.proj_dim) and n * len(pos) > self.project_above and width < d
+            basis = white = None
+            whiten = self.whiten > 0 and n >= self.whiten_min
+            if project or whiten:
+                axes, var = self._basis(pool, pos, mean, width if project else min(self.proj_dim or d, d))
+                basis = axes if project else None
+                white = self._whitening(axes, var) if whiten else None
+            zp = self._project_all(pool, mean, basis, white)
+            return Space(pos, basis, white, zp, zp if len(pos) == n else zp[pos])
+        return pool.derived(("space", *self._space_key()), make)
 
     def _neighbours(self, pool: FolderPool, mean: torch.Tensor
                     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -310,7 +372,7 @@ class FolderProtoNet(MetaLearner):
         anchors, their similarities), each (images, knn). A fit takes its first ``k``
         (``_edges``)."""
         def make():
-            pos, _, zp, anchors = self._space(pool, mean)
+            pos, _, _, zp, anchors = self._space(pool, mean)
             n, a = len(pool), len(pos)
             k = max(min(self.knn, a - 1), 0)
             anchor_of = torch.full((n,), -1, dtype=torch.long)
@@ -328,8 +390,7 @@ class FolderProtoNet(MetaLearner):
                     sim[hit, own[hit]] = -float("inf")  # not its own neighbour
                     torch.topk(sim, k, dim=1, out=(sims[s], idx[s]))
             return idx, sims
-        return pool.derived(("graph", self.centre, self.beta, self.max_anchors, self.seed, self.proj_dim,
-                             self.knn), make)
+        return pool.derived(("graph", *self._space_key(), self.knn), make)
 
     def tau_for(self, classes: int) -> torch.Tensor:
         """The temperature of a fit with ``classes`` classes: ``tau``, or with ``tau_classes``
@@ -362,7 +423,7 @@ class FolderProtoNet(MetaLearner):
         product (0.15 ms for 20k anchors x 10 classes against 3.1 ms gathering the
         neighbours' rows, 2 threads)."""
         def make():
-            pos = self._space(pool, mean)[0]
+            pos = self._space(pool, mean).pos
             idx, sims = self._neighbours(pool, mean)
             k_ = min(k, idx.shape[1])
             idx = idx[:, :k_]
@@ -381,8 +442,7 @@ class FolderProtoNet(MetaLearner):
                     torch.arange(n + 1) * k_, idx.sort(1).values.reshape(-1),
                     torch.ones(n * k_), (n, a), check_invariants=True)
             return kth, between, to_anchors
-        return pool.derived(("edges", self.centre, self.beta, self.max_anchors, self.seed, self.proj_dim,
-                             self.knn, k), make)
+        return pool.derived(("edges", *self._space_key(), self.knn, k), make)
 
     # -- the interface ------------------------------------------------------------------
     def prepare(self, pool: FolderPool) -> None:
@@ -414,8 +474,8 @@ class FolderProtoNet(MetaLearner):
         elif not isinstance(pool, FolderPool):
             pool = FolderPool(pool)
         mean = self._mean(pool)
-        pos, basis, zp, anchors = self._space(pool, mean)
-        s = self.transform(support, mean)
+        pos, basis, white, zp, anchors = self._space(pool, mean)
+        s = self.transform(support, mean, white)
         p_full = class_means(s, labels, n)
         p0 = p_full @ basis if basis is not None else p_full
         perp0 = ((p_full * p_full).sum(1) - (p0 * p0).sum(1)).clamp_min(0)
@@ -430,7 +490,7 @@ class FolderProtoNet(MetaLearner):
             perp = (1 - trust[:, 0]) ** 2 * perp0
         sp = s @ basis if basis is not None else s
         protos = self._head(protos, perp, sp, labels, float(shots.mean()), tau)
-        adapted = FolderAdapted(self, protos, perp, mean, basis, tau)
+        adapted = FolderAdapted(self, protos, perp, mean, basis, white, tau)
         if self.knn > 0 and self.lam > 0 and len(pool) > 1:
             adapted.pool_proba = self._smooth(adapted, pool, mean, float(shots.mean()),
                                               sp, F.one_hot(labels, n).to(s.dtype))
@@ -482,8 +542,7 @@ class FolderProtoNet(MetaLearner):
         example in the product it grew with them: 0.1 s a fit at 1 a class, 0.7 s at 50,
         100k images, README "Speed"). Returns (the products, then each example's hits:
         image, similarity, the example's index in ``keys``)."""
-        known = pool.derived(("hits", self.centre, self.beta, self.max_anchors, self.seed,
-                              self.proj_dim, self.knn), dict) if keys else {}
+        known = pool.derived(("hits", *self._space_key(), self.knn), dict) if keys else {}
         fresh: dict[bytes, int] = {}
         for j, key in enumerate(keys):
             if key not in known:
@@ -510,7 +569,8 @@ class FolderProtoNet(MetaLearner):
 
     def _smooth(self, adapted: FolderAdapted, pool: FolderPool, mean: torch.Tensor,
                 shots: float, support: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
-        pos, _, zp, _ = self._space(pool, mean)
+        space = self._space(pool, mean)
+        pos, zp = space.pos, space.zp
         kth, graph, to_anchors = self._edges(pool, mean,
                                              self.neighbours_for(len(pool), adapted.num_classes))
         protos, k, n = adapted.prototypes, adapted.num_classes, len(pool)
@@ -550,5 +610,7 @@ class FolderProtoNet(MetaLearner):
                 "head_full": self.head_full,
                 **({"centre": self.centre} if self.centre != "folder" else {}),
                 **({"tau_classes": self.tau_classes} if self.tau_classes > 1 else {}),
+                **({"whiten": self.whiten, "whiten_eps": self.whiten_eps, "whiten_min": self.whiten_min}
+                   if self.whiten > 0 else {}),
                 **self.label_config()}
 
