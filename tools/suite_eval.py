@@ -64,6 +64,8 @@ def run(a: argparse.Namespace) -> int:
             classes = select_classes(DataSpec(root=root))
             way = min(a.way, len(classes))
             for shot, pool in SETTINGS:
+                if a.pools and pool not in a.pools:
+                    continue
                 todo = [l for l in learners if (dom, f"{model_name}:{l}", shot, pool) not in done]
                 if not todo:
                     continue
@@ -121,6 +123,7 @@ def main() -> int:
     ap.add_argument("--suite", default=str(HERE.parent / "devsuite"))
     ap.add_argument("--rows", nargs="*", default=list(ROWS))
     ap.add_argument("--domains", nargs="*")
+    ap.add_argument("--pools", nargs="*", help="only these pools (default: every one)")
     ap.add_argument("--episodes", type=int, default=600)
     ap.add_argument("--way", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)

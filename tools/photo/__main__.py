@@ -161,8 +161,8 @@ def cmd_dual(a: argparse.Namespace) -> int:
     ``python -m app train --method folder`` (its confidence temperature set by
     ``--meta-calib``; it is then the default), and the centroid baseline at this width.
     ``--two-views`` adds, as the default, folder-meta centred and uncentred as one ensemble.
-    ``--tau-classes`` makes folder-meta's temperature grow with the classes beyond that many,
-    ``--whiten`` makes it whiten folders of at least ``--whiten-min`` images.
+    ``--tau-classes`` makes folder-meta's temperature grow with the classes beyond that many;
+    ``--whiten`` makes folder-two's views whiten folders of at least ``--whiten-min`` images.
     ``--knn``, ``--knn-scale``, ``--knn-min`` set the folder learners' neighbour count
     (``neighbours_for``), ``--axes`` their compact space's width on large folders."""
     from app.core.backbones import Concat
@@ -193,14 +193,14 @@ def cmd_dual(a: argparse.Namespace) -> int:
             config["calib"] = a.meta_calib
         if a.tau_classes:
             config["tau_classes"] = a.tau_classes
-        if a.whiten:
-            config.update(whiten=a.whiten, whiten_eps=a.whiten_eps, whiten_min=a.whiten_min)
         learners = {"folder-meta": build_learner(config), **learners}  # the default, first
         card["methods"] = {**card["methods"], "folder-meta": DUAL_META_METHOD}
         card["training"] = {"folder-meta": cards.training_summary(trained),
                             "calib": a.meta_calib if a.meta_calib is not None else "as trained"}
         if a.two_views:  # the meta-learned learner centred and uncentred, together
             config = {k: v for k, v in learners["folder-meta"].config().items() if k != "label"}
+            if a.whiten:
+                config.update(whiten=a.whiten, whiten_eps=a.whiten_eps, whiten_min=a.whiten_min)
             two = {"method": "ensemble", "members": [config, {**config, "centre": "none"}],
                    "label": DUAL_TWO_LABEL}
             learners = {"folder-two": build_learner(two), **learners}  # the default, first
@@ -271,8 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --meta-folder: its temperature grows with ln(classes) above "
                         "this many classes (tau_classes)")
     d.add_argument("--whiten", type=float,
-                   help="with --meta-folder: whiten folders by their covariance to this power "
-                        "(whiten; 0.5 in the shipped card)")
+                   help="with --two-views: its views whiten folders by their covariance to this "
+                        "power (whiten; 0.5 in the shipped card)")
     d.add_argument("--whiten-eps", type=float, default=0.1,
                    help="the whitening's shrinkage, times the mean variance")
     d.add_argument("--whiten-min", type=int, default=500,

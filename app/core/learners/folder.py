@@ -10,7 +10,10 @@ to uneven classes and to images of no class:
    follows the user's domain instead of ImageNet's. With ``centre="none"`` they are not
    centred: a class that fills most of the folder pulls its mean towards itself, and its
    images, left near the centre, scatter; uncentred, they cannot (the default model
-   combines both views, ``ensemble.py``).
+   combines both views, ``ensemble.py``). With ``whiten``, folders of at least
+   ``whiten_min`` images are then partially whitened by their own covariance
+   (``Whitening``): the few directions along which the backbone's features of a foreign
+   domain vary most, and which say little about its classes, are damped.
 2. **Anchored prototypes.** Each class prototype moves from its examples' mean towards the
    soft mean of the folder images nearest to it, by at most ``kappa / (kappa + K)`` for a
    class with ``K`` examples: a pool mean rather than a pool *sum*, so a class that fills
@@ -303,9 +306,10 @@ class FolderProtoNet(MetaLearner):
         return (y @ rot[:, -width:]).contiguous(), var[-width:].clamp_min(0) / len(pos)
 
     def _whitening(self, axes: torch.Tensor, var: torch.Tensor) -> Whitening:
-        """Scales ``(variance + eps)^(-whiten/2)`` along the leading axes, and for the rest of
-        the space that of their mean variance (folder-space images have unit norm, so all
-        variances sum to 1); ``eps`` is ``whiten_eps`` times the mean variance, 1 / D. Axes
+        """Scales ``(variance + eps)^(-whiten/2)`` along the leading axes, and along every
+        other direction the scale of their mean variance (folder-space images have unit
+        norm, so all variances sum to 1); ``eps`` is ``whiten_eps`` times the mean variance,
+        1 / D. Axes
         along which the folder barely varies are lifted, the few that dominate it (what
         ImageNet features share across a domain they were not trained on) are damped."""
         d, r = axes.shape
