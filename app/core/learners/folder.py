@@ -309,9 +309,9 @@ class FolderProtoNet(MetaLearner):
         """Scales ``(variance + eps)^(-whiten/2)`` along the leading axes, and along every
         other direction the scale of their mean variance (folder-space images have unit
         norm, so all variances sum to 1); ``eps`` is ``whiten_eps`` times the mean variance,
-        1 / D. Axes
-        along which the folder barely varies are lifted, the few that dominate it (what
-        ImageNet features share across a domain they were not trained on) are damped."""
+        1 / D. Axes along which the folder barely varies are lifted, the few that dominate
+        it (what ImageNet features share across a domain they were not trained on) are
+        damped."""
         d, r = axes.shape
         eps = self.whiten_eps / d
         rest = max(1.0 - float(var.sum()), 0.0) / max(d - r, 1)
