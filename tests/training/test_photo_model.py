@@ -13,6 +13,7 @@ import torch
 
 from app.cli import main
 from app.core.checkpoints import checkpoint_paths, load_checkpoint, read_card
+from app.core.learners import FolderPool
 from app.training.data import discover_classes
 from tests.conftest import REPO, shared_data
 
@@ -64,13 +65,20 @@ def test_default_dual_backbone_model_is_safetensors_and_joins_two_unit_vectors()
     assert default_model_path() == dual                   # the app's and classify's default
     assert model.methods == ["folder-two", "folder-meta", "folder", "centroid"]
     assert model.default_method == "folder-two"
-    # the default: folder-meta centred and uncentred, one ensemble
+    # the default: folder-meta centred and uncentred, one ensemble, whitening folders of
+    # 500 images or more (folder-meta itself does not)
     two = card["architecture"]["learners"]["folder-two"]
     assert two["method"] == "ensemble"
     assert [m.get("centre", "folder") for m in two["members"]] == ["folder", "none"]
     meta_cfg = model.learner("folder-meta").config()
+    white = {"whiten": 0.5, "whiten_eps": 0.1, "whiten_min": 500}
+    assert "whiten" not in meta_cfg
     assert [{**m, "label": meta_cfg["label"]} for m in two["members"]] == [
-        meta_cfg, {**meta_cfg, "centre": "none"}]
+        {**meta_cfg, **white}, {**meta_cfg, "centre": "none", **white}]
+    view = model.learner("folder-two").members[0]
+    for n, whitened in ((499, False), (500, True)):
+        pool = FolderPool(torch.rand(n, 2560))
+        assert (view._space(pool, view._mean(pool)).white is not None) == whitened
     # the meta-learned folder learner: its parameters are in the card, not the weights file
     meta = card["architecture"]["learners"]["folder-meta"]
     assert meta["method"] == "folder" and meta["tau"] != card["architecture"]["learners"]["folder"]["tau"]
