@@ -268,8 +268,9 @@ DUAL_TWO_METHOD = (
     "loses 0.2 points at 1 shot on balanced pools, about 1 on the ImageNet-like ones (README, "
     "'Choosing the default'); it reads the folder twice. Both views whiten folders of 500 "
     "images or more by the folder's own covariance (whiten 0.5, --whiten: on the suite's whole "
-    "folders +1 to +12 points, handwriting +9; -1.3 to -2.7 on the ImageNet-like clothing-small "
-    "and -1.6 on clipart at 5 shots; smaller folders are left as they were)")
+    "folders +1.1 to +11.0 points at 1 shot and +0.5 to +8.3 at 5; -2.5 / -3.1 on the "
+    "ImageNet-like clothing-small's rest-of-folder pools and -1.6 on clipart at 5 shots with "
+    "even classes; smaller folders are left as they were)")
 
 # -- how each trained model's card is laid out (``python -m tools.photo finalize``) --------
 _MINI_FOOTNOTE = ("\\* ImageNet pre-training of the backbone has seen the mini-ImageNet test "
