@@ -7,6 +7,9 @@ but loads each model and each domain's features once:
     python tools/suite_eval.py --suite ../devsuite --episodes 600 --out runs/suite-eval.json
     python tools/suite_eval.py --render runs/suite-eval.json      # Markdown tables
 
+``--rows``, ``--domains`` and ``--pools`` (balanced, dirichlet, rest) pick cells; a cell
+already in the ``--out`` file is not run again.
+
 Rows: ``MODEL:LEARNER`` (default: frozen MobileNetV2 + nearest centroid, the issue's
 baseline; the default model's frozen centroid; each of the default model's learners).
 Columns: 1 and 5 shots, balanced pool and Dirichlet(2)-imbalanced pool (15 images a class
