@@ -199,8 +199,9 @@ def cmd_dual(a: argparse.Namespace) -> int:
                             "calib": a.meta_calib if a.meta_calib is not None else "as trained"}
         if a.two_views:  # the meta-learned learner centred and uncentred, together
             config = {k: v for k, v in learners["folder-meta"].config().items() if k != "label"}
-            if a.whiten:
-                config.update(whiten=a.whiten, whiten_eps=a.whiten_eps, whiten_min=a.whiten_min)
+            if a.whiten:  # (the learner's own defaults for what is not given)
+                config.update({k: v for k, v in (("whiten", a.whiten), ("whiten_eps", a.whiten_eps),
+                                                 ("whiten_min", a.whiten_min)) if v is not None})
             two = {"method": "ensemble", "members": [config, {**config, "centre": "none"}],
                    "label": DUAL_TWO_LABEL}
             learners = {"folder-two": build_learner(two), **learners}  # the default, first
@@ -273,10 +274,11 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--whiten", type=float,
                    help="with --two-views: its views whiten folders by their covariance to this "
                         "power (whiten; 0.5 in the shipped card)")
-    d.add_argument("--whiten-eps", type=float, default=0.1,
-                   help="the whitening's shrinkage, times the mean variance")
-    d.add_argument("--whiten-min", type=int, default=500,
-                   help="folders of fewer images are not whitened")
+    d.add_argument("--whiten-eps", type=float,
+                   help="the whitening's shrinkage, times the mean variance (default: the "
+                        "learner's, 0.1)")
+    d.add_argument("--whiten-min", type=int,
+                   help="folders of fewer images are not whitened (default: the learner's, 500)")
     d.add_argument("--two-views", action="store_true",
                    help="with --meta-folder: add 'folder-two' (the default), folder-meta "
                         "centred and uncentred as one ensemble")

@@ -566,10 +566,13 @@ class FolderProtoNet(MetaLearner):
             counts = torch.bincount(col, minlength=len(fresh)).tolist()
             for key, i, v in zip(fresh, img[order].split(counts), sim[order].split(counts)):
                 known[key] = (i, v)
-        hits = [known[key] for key in keys] + [(zp.new_zeros(0, dtype=torch.long), zp.new_zeros(0))]
+        if not keys:
+            none = zp.new_zeros(0, dtype=torch.long)
+            return torch.cat(products), none, zp.new_zeros(0), none
+        hits = [known[key] for key in keys]
         counts = torch.tensor([len(i) for i, _ in hits], device=zp.device)
         return (torch.cat(products), torch.cat([i for i, _ in hits]), torch.cat([v for _, v in hits]),
-                torch.repeat_interleave(torch.arange(len(hits), device=zp.device), counts))
+                torch.repeat_interleave(torch.arange(len(keys), device=zp.device), counts))
 
     def _smooth(self, adapted: FolderAdapted, pool: FolderPool, mean: torch.Tensor,
                 shots: float, support: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
