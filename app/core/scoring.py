@@ -155,4 +155,5 @@ def run_job(job: ScoreJob, model: FewShotModel, cancel: threading.Event | None =
                   pool=_pool(job, cancel))
     assert refined.pool_proba is not None
     c, l = refined.pool_proba.max(dim=1)
-    return ScoreOutcome(job, refined, l.numpy().astype(np.int64), c.numpy().astype(np.float32))
+    return ScoreOutcome(job, refined, l.numpy().astype(np.int64, copy=False),
+                        c.numpy().astype(np.float32, copy=False))

@@ -267,6 +267,40 @@ def test_the_in_place_folder_space_equals_the_differentiable_one():
     assert torch.allclose(fast, slow.detach(), atol=1e-6) and xg.grad is not None
 
 
+@pytest.mark.parametrize("project", [False, True])
+def test_the_in_place_pool_scores_equal_the_differentiable_ones(project):
+    """Without autograd the pool's scores are changed in place (at 100,000 images each new
+    (images, classes) buffer costs its page faults); with it (meta-training) out of place:
+    the same scores, on both the exact and the compact large-folder path."""
+    s, ys, pool, _ = clusters((60, 40, 25), seed=7)
+    learner = FolderProtoNet(max_anchors=50, proj_dim=8, knn=5, support_edges=True, whiten=0.5,
+                             whiten_min=10)
+    if project:
+        learner.project_above = 0
+    with torch.no_grad():
+        fast = learner.fit(s, ys, pool=FolderPool(pool)).pool_logits
+    with torch.enable_grad():
+        slow = learner.train().fit(s, ys, pool=FolderPool(pool)).pool_logits
+    assert slow.requires_grad and not fast.requires_grad
+    assert torch.allclose(fast, slow.detach(), atol=1e-4)
+
+
+def test_pool_means_over_a_seeded_subset_of_anchors():
+    """``mix_anchors``: the prototypes' pool means are taken over that many anchors (a
+    seeded subset, the same at every fit) when a folder has more; fewer: all of them."""
+    s, ys, pool, labels = clusters((90, 60, 30), seed=2)
+    full = FolderProtoNet().fit(s, ys, pool=pool).pool_proba
+    few = FolderProtoNet(mix_anchors=60)
+    fp = FolderPool(pool)
+    a = few.fit(s, ys, pool=fp).pool_proba
+    assert torch.equal(a, few.fit(s, ys, pool=fp).pool_proba)
+    assert not torch.equal(a, full)
+    assert accuracy(a.argmax(1), labels) >= accuracy(full.argmax(1), labels) - 0.05
+    assert torch.equal(FolderProtoNet(mix_anchors=len(pool)).fit(s, ys, pool=pool).pool_proba, full)
+    again = build_learner(few.config())
+    assert again.mix_anchors == 60 and "mix_anchors" not in FolderProtoNet().config()
+
+
 def test_prepare_derives_what_a_fit_reads_so_the_first_fit_derives_nothing():
     s, ys, pool, _ = clusters((40, 25, 10), seed=8)
     learner = FolderProtoNet(max_anchors=30, proj_dim=8)
@@ -471,6 +505,17 @@ def test_whitening_is_the_folder_covariance_to_a_power_and_rebuilt_from_its_conf
     # a folder of fewer than whiten_min images is not whitened
     small = FolderPool(pool[:99])
     assert learner._space(small, learner._mean(small)).white is None
+    # with whiten_from, folders from that many images on are, to a power that grows with
+    # them up to whiten_min: 80 images, 0.5 * 80 / 100
+    ramp = FolderProtoNet(whiten=0.5, whiten_eps=0.2, whiten_min=100, whiten_from=40, proj_dim=D)
+    assert [ramp.whiten_power(n) for n in (39, 40, 80, 100, 1000)] == [0.0, 0.2, 0.4, 0.5, 0.5]
+    part = FolderPool(pool[:80])
+    mean = ramp._mean(part)
+    z = ramp.transform(pool[:80], mean)
+    lam, u = torch.linalg.eigh(z.T @ z / len(z))
+    w = (u * (lam.clamp_min(0) + 0.2 / D) ** -0.2) @ u.T
+    assert torch.allclose(ramp._space(part, mean).zp, F.normalize(z @ w, dim=-1), atol=1e-4)
+    assert build_learner(ramp.config()).whiten_from == 40 and "whiten_from" not in learner.config()
     assert "whiten" not in FolderProtoNet().config()  # off unless asked for
     with pytest.raises(ValueError, match="whiten"):
         FolderProtoNet(whiten=1.5)

@@ -162,9 +162,11 @@ def cmd_dual(a: argparse.Namespace) -> int:
     ``--meta-calib``; it is then the default), and the centroid baseline at this width.
     ``--two-views`` adds, as the default, folder-meta centred and uncentred as one ensemble.
     ``--tau-classes`` makes folder-meta's temperature grow with the classes beyond that many;
-    ``--whiten`` makes folder-two's views whiten folders of at least ``--whiten-min`` images.
+    ``--whiten`` makes folder-two's views whiten folders of at least ``--whiten-from`` images
+    (to the full power from ``--whiten-min`` on).
     ``--knn``, ``--knn-scale``, ``--knn-min`` set the folder learners' neighbour count
-    (``neighbours_for``), ``--axes`` their compact space's width on large folders."""
+    (``neighbours_for``), ``--axes`` their compact space's width on large folders,
+    ``--mix-anchors`` over how many folder images their prototypes' pool means are taken."""
     from app.core.backbones import Concat
     from app.core.inputspec import InputSpec
     from app.core.learners import build_learner
@@ -178,7 +180,8 @@ def cmd_dual(a: argparse.Namespace) -> int:
     backbone.parts[0].load_state_dict(base.backbone.state_dict())
     backbone.parts[1].load_state_dict(recipe.lite_backbone(weights, 1).state_dict())
     shared = {k: v for k, v in (("knn", a.knn), ("knn_scale", a.knn_scale),  # every folder learner's
-                                ("knn_min", a.knn_min), ("proj_dim", a.axes)) if v is not None}
+                                ("knn_min", a.knn_min), ("proj_dim", a.axes),
+                                ("mix_anchors", a.mix_anchors)) if v is not None}
     folder = {**base.learner("folder").config(), **shared}
     if a.meta_folder:  # two folder-aware learners: say which is which
         folder["label"] = DUAL_FOLDER_LABEL
@@ -201,7 +204,8 @@ def cmd_dual(a: argparse.Namespace) -> int:
             config = {k: v for k, v in learners["folder-meta"].config().items() if k != "label"}
             if a.whiten:  # (the learner's own defaults for what is not given)
                 config.update({k: v for k, v in (("whiten", a.whiten), ("whiten_eps", a.whiten_eps),
-                                                 ("whiten_min", a.whiten_min)) if v is not None})
+                                                 ("whiten_min", a.whiten_min),
+                                                 ("whiten_from", a.whiten_from)) if v is not None})
             two = {"method": "ensemble", "members": [config, {**config, "centre": "none"}],
                    "label": DUAL_TWO_LABEL}
             learners = {"folder-two": build_learner(two), **learners}  # the default, first
@@ -278,7 +282,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="the whitening's shrinkage, times the mean variance (default: the "
                         "learner's, 0.1)")
     d.add_argument("--whiten-min", type=int,
-                   help="folders of fewer images are not whitened (default: the learner's, 500)")
+                   help="the whitening's full power from folders of this many images, less for "
+                        "smaller ones (default: the learner's, 500)")
+    d.add_argument("--whiten-from", type=int,
+                   help="folders of fewer images are not whitened (default: --whiten-min)")
     d.add_argument("--two-views", action="store_true",
                    help="with --meta-folder: add 'folder-two' (the default), folder-meta "
                         "centred and uncentred as one ensemble")
@@ -288,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     d.add_argument("--knn-min", type=int, help="the folder learners' fewest neighbours")
     d.add_argument("--axes", type=int, help="the folder learners' principal axes at 20,000 "
                                             "anchors (proj_dim; more for smaller folders)")
+    d.add_argument("--mix-anchors", type=int,
+                   help="the folder learners' prototypes take their pool means over a seeded "
+                        "subset of this many anchors on larger folders (mix_anchors; 0: all)")
     d.set_defaults(func=cmd_dual)
     a = ap.parse_args(argv)
     return a.func(a)

@@ -1,5 +1,6 @@
 """Several learners over the same features, their probabilities combined as a product of
-experts: the mean of the members' log-probabilities, renormalised.
+experts: the mean of the members' log-probabilities, renormalised (the softmax of the mean
+of their scores: each member's per-row normaliser cancels).
 
 Each member fits alone. Members that read the folder read one ``FolderPool``, so what one
 of them derives from the folder (its mean, compact space, neighbours: keyed by the
@@ -14,20 +15,21 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .base import Adapted, Capabilities, MetaLearner, softmax_rows
+from .base import Adapted, Capabilities, MetaLearner
 from .folder import FolderPool
 
 
-def _mean_log(probas: list[torch.Tensor]) -> torch.Tensor:
-    """Softmax of the members' mean log-probability (their geometric mean, renormalised),
-    summed in place: one (images, classes) buffer at 100,000 images."""
-    total = probas[0].clamp_min(1e-12).log()
-    for p in probas[1:]:
-        total.add_(p.clamp_min(1e-12).log())
-    return softmax_rows(total.div_(len(probas)))
+def _mean(scores: list[torch.Tensor]) -> torch.Tensor:
+    """The members' mean score, summed into one new (images, classes) buffer: their mean
+    log-probability up to a per-row constant, which no softmax sees."""
+    if torch.is_grad_enabled():
+        return torch.stack(scores).mean(0)
+    total = scores[0] + scores[1]
+    for s in scores[2:]:
+        total.add_(s)
+    return total.div_(len(scores))
 
 
 class EnsembleAdapted(Adapted):
@@ -35,12 +37,12 @@ class EnsembleAdapted(Adapted):
         self.learner = learner  # (whose parameters tell the device queries go to)
         self.members = members
         self.num_classes = members[0].num_classes
-        probas = [a.pool_proba for a in members]
-        self.pool_proba = _mean_log(probas) if all(p is not None for p in probas) else None
+        scores = [a.pool_logits for a in members]
+        self.pool_logits = _mean(scores) if all(s is not None for s in scores) else None
 
     def logits(self, query: torch.Tensor) -> torch.Tensor:
         """The mean of the members' log-probabilities (softmax gives the product of experts)."""
-        return torch.stack([F.log_softmax(a.logits(query), dim=-1) for a in self.members]).mean(0)
+        return _mean([a.logits(query) for a in self.members])
 
 
 class Ensemble(MetaLearner):

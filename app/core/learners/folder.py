@@ -11,9 +11,10 @@ to uneven classes and to images of no class:
    centred: a class that fills most of the folder pulls its mean towards itself, and its
    images, left near the centre, scatter; uncentred, they cannot (the default model
    combines both views, ``ensemble.py``). With ``whiten``, folders of at least
-   ``whiten_min`` images are then partially whitened by their own covariance
-   (``Whitening``): the few directions along which the backbone's features of a foreign
-   domain vary most, and which say little about its classes, are damped.
+   ``whiten_from`` images are then partially whitened by their own covariance
+   (``Whitening``, to a power that grows with the folder up to ``whiten_min`` images): the
+   few directions along which the backbone's features of a foreign domain vary most, and
+   which say little about its classes, are damped.
 2. **Anchored prototypes.** Each class prototype moves from its examples' mean towards the
    soft mean of the folder images nearest to it, by at most ``kappa / (kappa + K)`` for a
    class with ``K`` examples: a pool mean rather than a pool *sum*, so a class that fills
@@ -62,7 +63,7 @@ from torch import nn
 
 from ..errors import Cancelled
 from .base import (Adapted, Capabilities, MetaLearner, class_means, infer_num_classes,
-                   softmax_rows)
+                   softmax_rows, softmax_rows_)
 
 
 def _l2_(x: torch.Tensor) -> torch.Tensor:
@@ -70,12 +71,13 @@ def _l2_(x: torch.Tensor) -> torch.Tensor:
     return x.div_(torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min_(1e-12))
 
 
-def _score(z: torch.Tensor, p: torch.Tensor, perp: torch.Tensor) -> torch.Tensor:
-    """``-|z - p|^2`` up to a per-row constant (``|z|^2``, which no softmax over classes
-    sees), for ``p`` with a part of squared norm ``perp`` outside the space of ``z``:
-    one matrix product (``z @ (2 p)``: ``2.0 * z @ p.T`` would double every row of ``z``
-    first, 1.4 of the 2 ms this takes over 20,000 anchors)."""
-    return z @ (2.0 * p).T - ((p * p).sum(1) + perp)[None, :]
+def _score(z: torch.Tensor, p: torch.Tensor, perp: torch.Tensor,
+           scale: torch.Tensor | float = 1.0) -> torch.Tensor:
+    """``-scale * |z - p|^2`` up to a per-row constant (``|z|^2``, which no softmax over
+    classes sees), for ``p`` with a part of squared norm ``perp`` outside the space of
+    ``z``: one fused product (``z @ (2 scale p) - scale (|p|^2 + perp)``), the scale and
+    the constant on the few prototypes, not on every row of ``z``."""
+    return torch.addmm(-scale * ((p * p).sum(1) + perp), z, (2.0 * scale * p).T)
 
 
 class Whitening(NamedTuple):
@@ -141,13 +143,13 @@ class FolderAdapted(Adapted):
         self.mean = mean
         self.basis = basis
         self.white = white
-        self.pool_proba: torch.Tensor | None = None  # smoothed probabilities of the pool
+        self.pool_logits: torch.Tensor | None = None  # smoothed scores of the pool
         self.num_classes = prototypes.shape[0]
 
     def logits(self, query: torch.Tensor) -> torch.Tensor:
         """Images outside the pool (e.g. embedded after the fit): no smoothing."""
-        return self.tau * _score(self.learner.project(query, self.mean, self.basis, self.white),
-                                 self.prototypes, self.perp)
+        return _score(self.learner.project(query, self.mean, self.basis, self.white),
+                      self.prototypes, self.perp, self.tau)
 
 
 class FolderProtoNet(MetaLearner):
@@ -170,6 +172,7 @@ class FolderProtoNet(MetaLearner):
                  calib: float = 1.0, head_steps: int = 0, head_lr: float = 0.3,
                  head_full: float = 3.0, centre: str = "folder", tau_classes: int = 0,
                  whiten: float = 0.0, whiten_eps: float = 0.1, whiten_min: int = 500,
+                 whiten_from: int | None = None, mix_anchors: int = 0,
                  label: str | None = None) -> None:
         super().__init__(label)
         if centre not in self.CENTRES:
@@ -181,6 +184,8 @@ class FolderProtoNet(MetaLearner):
             raise ValueError(f"folder learner: whiten must lie in [0, 1] and whiten_eps be > 0 "
                              f"(got {whiten}, {whiten_eps})")
         self.whiten, self.whiten_eps, self.whiten_min = whiten, whiten_eps, whiten_min
+        self.whiten_from = whiten_min if whiten_from is None else whiten_from
+        self.mix_anchors = mix_anchors
         self.knn, self.knn_scale, self.knn_min = knn, knn_scale, knn_min
         self.smooth_iters = smooth_iters
         self.support_edges = support_edges
@@ -215,8 +220,8 @@ class FolderProtoNet(MetaLearner):
         """Meta-training: the episode's query images are the unlabeled pool; the loss is
         the cross-entropy of their smoothed (reported) probabilities."""
         adapted = self.fit(support, support_labels, num_classes, pool=query)
-        assert adapted.pool_proba is not None
-        logp = adapted.pool_proba.clamp_min(1e-12).log()
+        assert adapted.pool_logits is not None
+        logp = F.log_softmax(adapted.pool_logits, dim=1)
         return F.nll_loss(logp, query_labels, ignore_index=-1), logp
 
     # -- feature space ------------------------------------------------------------------
@@ -305,8 +310,19 @@ class FolderProtoNet(MetaLearner):
         var, rot = torch.linalg.eigh(gram)  # ascending
         return (y @ rot[:, -width:]).contiguous(), var[-width:].clamp_min(0) / len(pos)
 
-    def _whitening(self, axes: torch.Tensor, var: torch.Tensor) -> Whitening:
-        """Scales ``(variance + eps)^(-whiten/2)`` along the leading axes, and along every
+    def whiten_power(self, images: int) -> float:
+        """The whitening's power for a folder of ``images``: ``whiten`` from ``whiten_min``
+        images on, that times ``images / whiten_min`` below, none under ``whiten_from``. A
+        covariance of few images mostly tells their classes apart, and equalising it
+        undoes that: whitened fully, 150-image folders lost 1.4 points at 5 shots (mean of
+        five domains), to half the power they gained 1.0 / 0.3 (1 / 5 shots), and 75-image
+        pools lost up to 7.8 points (README, "Whitening by the folder")."""
+        if self.whiten <= 0 or images < self.whiten_from:
+            return 0.0
+        return self.whiten * min(1.0, images / max(self.whiten_min, 1))
+
+    def _whitening(self, axes: torch.Tensor, var: torch.Tensor, power: float) -> Whitening:
+        """Scales ``(variance + eps)^(-power/2)`` along the leading axes, and along every
         other direction the scale of their mean variance (folder-space images have unit
         norm, so all variances sum to 1); ``eps`` is ``whiten_eps`` times the mean variance,
         1 / D. Axes along which the folder barely varies are lifted, the few that dominate
@@ -315,8 +331,8 @@ class FolderProtoNet(MetaLearner):
         d, r = axes.shape
         eps = self.whiten_eps / d
         rest = max(1.0 - float(var.sum()), 0.0) / max(d - r, 1)
-        tail = (rest + eps) ** (-self.whiten / 2)
-        return Whitening(axes, (var + eps) ** (-self.whiten / 2) - tail, tail)
+        tail = (rest + eps) ** (-power / 2)
+        return Whitening(axes, (var + eps) ** (-power / 2) - tail, tail)
 
     def _project_all(self, pool: FolderPool, mean: torch.Tensor, basis: torch.Tensor | None,
                      white: Whitening | None) -> torch.Tensor:
@@ -345,29 +361,39 @@ class FolderProtoNet(MetaLearner):
     def _space_key(self) -> tuple:
         """The settings the folder's derived space depends on (the pool's cache keys)."""
         return (self.centre, self.beta, self.max_anchors, self.seed, self.proj_dim,
-                self.whiten, self.whiten_eps, self.whiten_min)
+                self.whiten, self.whiten_eps, self.whiten_min, self.whiten_from)
 
     def _space(self, pool: FolderPool, mean: torch.Tensor) -> Space:
         """The anchors, the compact space and its whitening, every pool image in it and the
         anchors' rows (gathered once per folder, not at every fit). Small folders stay
         exact (full dimension: projecting costs more than it saves); their whitening, if
-        any, works on ``proj_dim`` leading axes. Folders under ``whiten_min`` images are not
-        whitened: a covariance of so few images mostly tells their classes apart, and
-        equalising it undoes that (75-image pools: up to -7.8 points, README)."""
+        any, works on ``proj_dim`` leading axes, to a power that depends on the folder's
+        size (``whiten_power``)."""
         def make() -> Space:
             n, d = len(pool), len(mean)
             pos = self._anchors(n)
             width = self.width(len(pos), d)
             project = bool(self.proj_dim) and n * len(pos) > self.project_above and width < d
             basis = white = None
-            whiten = self.whiten > 0 and n >= self.whiten_min
-            if project or whiten:
+            power = self.whiten_power(n)
+            if project or power > 0:
                 axes, var = self._basis(pool, pos, mean, width if project else min(self.proj_dim or d, d))
                 basis = axes if project else None
-                white = self._whitening(axes, var) if whiten else None
+                white = self._whitening(axes, var, power) if power > 0 else None
             zp = self._project_all(pool, mean, basis, white)
             return Space(pos, basis, white, zp, zp if len(pos) == n else zp[pos])
         return pool.derived(("space", *self._space_key()), make)
+
+    def _mixers(self, pool: FolderPool, mean: torch.Tensor) -> torch.Tensor:
+        """The rows the prototypes' pool means are taken over: the anchors, or a seeded
+        subset of ``mix_anchors`` of them."""
+        anchors = self._space(pool, mean).anchors
+        if not self.mix_anchors or len(anchors) <= self.mix_anchors:
+            return anchors
+        def make() -> torch.Tensor:
+            g = torch.Generator().manual_seed(self.seed + 1)
+            return anchors[torch.randperm(len(anchors), generator=g)[:self.mix_anchors].sort().values]
+        return pool.derived(("mix", *self._space_key(), self.mix_anchors), make)
 
     def _neighbours(self, pool: FolderPool, mean: torch.Tensor
                     ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -422,10 +448,11 @@ class FolderProtoNet(MetaLearner):
     def _edges(self, pool: FolderPool, mean: torch.Tensor, k: int
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The ``k``-neighbour graph: (the similarity of each image's k-th neighbour, the
-        anchors' symmetrised kNN graph ``(W + W^T) / 2``, every image's edges to its
-        anchors), the graphs as sparse CSR matrices. A smoothing step is then one sparse
+        anchors' symmetrised kNN graph ``(W + W^T) / 2`` as a sparse CSR matrix, every
+        image's k neighbours among the anchors). A smoothing step is then one sparse
         product (0.15 ms for 20k anchors x 10 classes against 3.1 ms gathering the
-        neighbours' rows, 2 threads)."""
+        neighbours' rows, 2 threads); summing every image's neighbours' scores at the end
+        is one ``embedding_bag`` (1.1 ms at 100,000 images, 1.4 ms as a CSR product)."""
         def make():
             pos = self._space(pool, mean).pos
             idx, sims = self._neighbours(pool, mean)
@@ -440,12 +467,7 @@ class FolderProtoNet(MetaLearner):
                     torch.stack([torch.cat([rows, cols]), torch.cat([cols, rows])]),
                     torch.full((2 * len(rows),), 0.5), (a, a),
                     check_invariants=True).coalesce().to_sparse_csr()
-                # Every image has k distinct neighbours: its CSR rows are its sorted neighbour
-                # lists as they are (no COO to coalesce: a third of the memory at 100k).
-                to_anchors = torch.sparse_csr_tensor(
-                    torch.arange(n + 1) * k_, idx.sort(1).values.reshape(-1),
-                    torch.ones(n * k_), (n, a), check_invariants=True)
-            return kth, between, to_anchors
+            return kth, between, idx.sort(1).values
         return pool.derived(("edges", *self._space_key(), self.knn, k), make)
 
     # -- the interface ------------------------------------------------------------------
@@ -487,8 +509,9 @@ class FolderProtoNet(MetaLearner):
         trust = (self.kappa / (self.kappa + shots))[:, None]
         tau = self.tau_for(n)
         protos, perp = p0, perp0
+        anchors = self._mixers(pool, mean)
         for _ in range(self.mix_iters):
-            r = softmax_rows(tau * _score(anchors, protos, perp))
+            r = softmax_rows_(_score(anchors, protos, perp, tau))
             pool_mean = (r.T @ anchors) / r.sum(0).clamp_min(1e-6)[:, None]
             protos = (1 - trust) * p0 + trust * pool_mean
             perp = (1 - trust[:, 0]) ** 2 * perp0
@@ -496,7 +519,7 @@ class FolderProtoNet(MetaLearner):
         protos = self._head(protos, perp, sp, labels, float(shots.mean()), tau)
         adapted = FolderAdapted(self, protos, perp, mean, basis, white, tau)
         if self.knn > 0 and self.lam > 0 and len(pool) > 1:
-            adapted.pool_proba = self._smooth(adapted, pool, mean, float(shots.mean()),
+            adapted.pool_logits = self._smooth(adapted, pool, mean, float(shots.mean()),
                                               sp, F.one_hot(labels, n).to(s.dtype))
             pool.complete = True
         return adapted
@@ -519,7 +542,7 @@ class FolderProtoNet(MetaLearner):
             the softmax minus the one-hot labels, over the count. A quarter of autograd's
             time, and differentiable itself (meta-training's second order goes through it;
             the test checks it against autograd)."""
-            logp = (tau * _score(support, w, perp)).log_softmax(1)
+            logp = _score(support, w, perp, tau).log_softmax(1)
             g = (logp.exp() - onehot) / count
             grad = 2.0 * tau * (g.T @ support - g.sum(0)[:, None] * w)
             return float(-(logp * onehot).sum()) / count, grad
@@ -536,31 +559,36 @@ class FolderProtoNet(MetaLearner):
         return w
 
     def _hits(self, pool: FolderPool, mean: torch.Tensor, keys: list[bytes],
-              support: torch.Tensor, zp: torch.Tensor, protos: torch.Tensor
-              ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Every folder image's ``zp @ protos.T``, in one pass that also finds, for each
-        example not seen on this folder before, the images it would be among the ``knn``
-        nearest of (its similarity at least their ``knn``-th neighbour's, the loosest any
-        ``k`` takes). Those are kept per example (``keys``: its row's bytes) for the
-        later fits, so a fit's pass costs the same with 10 examples or 500 (with every
-        example in the product it grew with them: 0.1 s a fit at 1 a class, 0.7 s at 50,
-        100k images, README "Speed"). Returns (the products, then each example's hits:
-        image, similarity, the example's index in ``keys``)."""
+              support: torch.Tensor, zp: torch.Tensor, protos: torch.Tensor, perp: torch.Tensor,
+              tau: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every folder image's scaled class scores ``_score(zp, protos, perp, tau)``, in one
+        product that also finds, for each example not seen on this folder before, the
+        images it would be among the ``knn`` nearest of (its similarity at least their
+        ``knn``-th neighbour's, the loosest any ``k`` takes). Those are kept per example
+        (``keys``: its row's bytes) for the later fits, so a fit's pass costs the same with
+        10 examples or 500 (with every example in the product it grew with them: 0.1 s a
+        fit at 1 a class, 0.7 s at 50, 100k images, README "Speed"). Returns (the scores,
+        then each example's hits: image, similarity, the example's index in ``keys``)."""
         known = pool.derived(("hits", *self._space_key(), self.knn), dict) if keys else {}
         fresh: dict[bytes, int] = {}
         for j, key in enumerate(keys):
             if key not in known:
                 fresh.setdefault(key, j)
-        both = torch.cat([protos, support[list(fresh.values())].detach()]) if fresh else protos
-        floor = self._neighbours(pool, mean)[1][:, -1] if fresh else None
-        k, products, found = protos.shape[0], [], []
-        for s in pool.chunks(size=max(1024, 2 ** 22 // both.shape[0])):
-            zz = zp[s] @ both.T
-            products.append(zz[:, :k])
-            if fresh:
+        k = protos.shape[0]
+        if not fresh:
+            unary = _score(zp, protos, perp, tau)
+        else:  # the same product, with the new examples as more columns
+            lead, shift = 2.0 * tau * protos, tau * ((protos * protos).sum(1) + perp)
+            both = torch.cat([lead, support[list(fresh.values())].detach()])
+            offset = torch.cat([-shift, shift.new_zeros(len(fresh))])
+            floor = self._neighbours(pool, mean)[1][:, -1]
+            scores, found = [], []
+            for s in pool.chunks(size=max(1024, 2 ** 22 // both.shape[0])):
+                zz = torch.addmm(offset, zp[s], both.T)
+                scores.append(zz[:, :k])
                 img, col = (zz[:, k:].detach() >= floor[s, None]).nonzero(as_tuple=True)
                 found.append((img + s.start, col, zz[img, col + k].detach()))
-        if fresh:
+            unary = torch.cat(scores)
             img, col, sim = (torch.cat(t) for t in zip(*found))
             order = torch.argsort(col, stable=True)
             counts = torch.bincount(col, minlength=len(fresh)).tolist()
@@ -568,42 +596,49 @@ class FolderProtoNet(MetaLearner):
                 known[key] = (i, v)
         if not keys:
             none = zp.new_zeros(0, dtype=torch.long)
-            return torch.cat(products), none, zp.new_zeros(0), none
+            return unary, none, zp.new_zeros(0), none
         hits = [known[key] for key in keys]
         counts = torch.tensor([len(i) for i, _ in hits], device=zp.device)
-        return (torch.cat(products), torch.cat([i for i, _ in hits]), torch.cat([v for _, v in hits]),
+        return (unary, torch.cat([i for i, _ in hits]), torch.cat([v for _, v in hits]),
                 torch.repeat_interleave(torch.arange(len(keys), device=zp.device), counts))
 
     def _smooth(self, adapted: FolderAdapted, pool: FolderPool, mean: torch.Tensor,
                 shots: float, support: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+        """The pool's smoothed scores, divided by ``calib`` (softmax: the reported
+        probabilities). At 100,000 images every pass over the (images, classes) scores
+        costs about a millisecond, so they are made by one fused product and then changed
+        in place where autograd does not record (meta-training)."""
         space = self._space(pool, mean)
         pos, zp = space.pos, space.zp
         kth, graph, to_anchors = self._edges(pool, mean,
                                              self.neighbours_for(len(pool), adapted.num_classes))
-        protos, k, n = adapted.prototypes, adapted.num_classes, len(pool)
-        bias = (protos * protos).sum(1) + adapted.perp
+        protos, tau, n = adapted.prototypes, adapted.tau, len(pool)
         # Scaled scores (``tau * _score``) of every image, and the labelled neighbours: the
         # examples that would be among an image's k nearest vote with their one-hot label.
         keys = [r.tobytes() for r in support.detach().cpu().numpy()] if self.support_edges else []
-        zz, img, sim, example = self._hits(pool, mean, keys, support, zp, protos)
-        unary = adapted.tau * (2.0 * zz - bias[None, :])
-        keep = sim >= kth[img]
-        near = unary.new_zeros(n, k).index_add_(0, img[keep], onehot[example[keep]])
-        unary_a, near_a = (unary, near) if len(pos) == n else (unary[pos], near[pos])
+        unary, img, sim, example = self._hits(pool, mean, keys, support, zp, protos, adapted.perp, tau)
         # More examples, less need of the neighbours: weight / shots ** gamma.
-        w = self.lam * adapted.tau / max(shots, 1.0) ** self.gamma
+        w = self.lam * tau / max(shots, 1.0) ** self.gamma
+        inplace = not torch.is_grad_enabled()
+        unary_a = unary if len(pos) == n else unary[pos]
         y = softmax_rows(unary_a)
-        logits_a = unary_a
+        keep = sim >= kth[img]
+        votes = onehot[example[keep]] * w
+        base = (unary.index_add_ if inplace else unary.index_add)(0, img[keep], votes)
+        base_a = base if len(pos) == n else base[pos]
+        logits_a = base_a
         for _ in range(self.smooth_iters):
-            logits_a = unary_a + w * (graph @ y + near_a)
+            logits_a = base_a + w * (graph @ y)
             y = softmax_rows(logits_a)
         # The smoothed scores rank well but are far too sure of themselves (neighbours'
         # votes add up): ``calib`` brings the reported confidence back towards accuracy.
-        anchored = softmax_rows(logits_a / self.calib)
+        anchored = logits_a / self.calib
         if len(pos) == n:
             return anchored
-        votes = to_anchors @ y                   # each image's neighbours' scores, summed
-        return softmax_rows((unary + w * (votes + near)) / self.calib).index_put((pos,), anchored)
+        near = F.embedding_bag(to_anchors, y, mode="sum")  # its neighbours' scores, summed
+        if not inplace:
+            return ((base + w * near) / self.calib).index_put((pos,), anchored)
+        return near.mul_(w).add_(base).div_(self.calib).index_put_((pos,), anchored)
 
     def config(self) -> dict[str, Any]:
         v = lambda t: float(f"{float(t.detach()):.6g}")  # noqa: E731  (not float32 noise)
@@ -617,7 +652,9 @@ class FolderProtoNet(MetaLearner):
                 "head_full": self.head_full,
                 **({"centre": self.centre} if self.centre != "folder" else {}),
                 **({"tau_classes": self.tau_classes} if self.tau_classes > 1 else {}),
-                **({"whiten": self.whiten, "whiten_eps": self.whiten_eps, "whiten_min": self.whiten_min}
+                **({"whiten": self.whiten, "whiten_eps": self.whiten_eps, "whiten_min": self.whiten_min,
+                    **({"whiten_from": self.whiten_from} if self.whiten_from != self.whiten_min else {})}
                    if self.whiten > 0 else {}),
+                **({"mix_anchors": self.mix_anchors} if self.mix_anchors else {}),
                 **self.label_config()}
 
