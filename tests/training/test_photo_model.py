@@ -66,19 +66,22 @@ def test_default_dual_backbone_model_is_safetensors_and_joins_two_unit_vectors()
     assert model.methods == ["folder-two", "folder-meta", "folder", "centroid"]
     assert model.default_method == "folder-two"
     # the default: folder-meta centred and uncentred, one ensemble, whitening folders of
-    # 500 images or more (folder-meta itself does not)
+    # 100 images or more, fully from 500 on (folder-meta itself does not)
     two = card["architecture"]["learners"]["folder-two"]
     assert two["method"] == "ensemble"
     assert [m.get("centre", "folder") for m in two["members"]] == ["folder", "none"]
     meta_cfg = model.learner("folder-meta").config()
-    white = {"whiten": 0.5, "whiten_eps": 0.1, "whiten_min": 500}
+    white = {"whiten": 0.5, "whiten_eps": 0.1, "whiten_min": 500, "whiten_from": 100}
     assert "whiten" not in meta_cfg
     assert [{**m, "label": meta_cfg["label"]} for m in two["members"]] == [
         {**meta_cfg, **white}, {**meta_cfg, "centre": "none", **white}]
     view = model.learner("folder-two").members[0]
-    for n, whitened in ((499, False), (500, True)):
+    for n, whitened in ((99, False), (100, True)):
         pool = FolderPool(torch.rand(n, 2560))
         assert (view._space(pool, view._mean(pool)).white is not None) == whitened
+    assert [view.whiten_power(n) for n in (100, 250, 500, 5000)] == [0.1, 0.25, 0.5, 0.5]
+    # every folder learner takes its pool means over 4,096 anchors on larger folders
+    assert {c.get("mix_anchors") for c in [meta_cfg, model.learner("folder").config(), *two["members"]]} == {4096}
     # the meta-learned folder learner: its parameters are in the card, not the weights file
     meta = card["architecture"]["learners"]["folder-meta"]
     assert meta["method"] == "folder" and meta["tau"] != card["architecture"]["learners"]["folder"]["tau"]

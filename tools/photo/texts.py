@@ -232,7 +232,9 @@ DUAL_CARD = {
             "for folders over 5,000 images a compact space of principal axes: proj_dim (256 "
             "in the shipped card, --axes; 128 before: 1-2 points lower on folders of many "
             "classes) at 20,000 anchors (folders of 20,000 images or more), more for smaller "
-            "folders at the same cost"),
+            "folders at the same cost; on folders over 4,096 images the prototypes' pool means "
+            "are taken over a seeded 4,096 of them (--mix-anchors: 0.6x the re-score time at "
+            "100,000 images, accuracy level on the suite's large folders)"),
         "centroid": "the baseline: nearest class mean of the L2-normalised frozen features",
     },
     "notes": [
@@ -266,11 +268,13 @@ DUAL_TWO_METHOD = (
     "the uncentred view is robust there. The default (built with --two-views): against "
     "'folder-meta' it gains on uneven and rest-of-folder pools and on whole folders, and "
     "loses 0.2 points at 1 shot on balanced pools, about 1 on the ImageNet-like ones (README, "
-    "'Choosing the default'); it reads the folder twice. Both views whiten folders of 500 "
-    "images or more by the folder's own covariance (whiten 0.5, --whiten: on the suite's whole "
-    "folders +1.1 to +11.0 points at 1 shot and +0.5 to +8.3 at 5; -2.5 / -3.1 on the "
-    "ImageNet-like clothing-small's rest-of-folder pools and -1.6 on clipart at 5 shots with "
-    "even classes; smaller folders are left as they were)")
+    "'Choosing the default'); it reads the folder twice. Both views whiten the folder by its "
+    "own covariance, to the power 0.5 from 500 images on and in proportion to its size below, "
+    "folders under 100 images not at all (whiten 0.5, --whiten; --whiten-min 500, "
+    "--whiten-from 100): on the suite's whole folders +1.1 to +11.0 points at 1 shot and +0.5 "
+    "to +8.3 at 5, on 200- and 400-image folders +0.7 / +0.4 and +2.3 / +0.6 against none; "
+    "-2.5 / -3.1 on the ImageNet-like clothing-small's rest-of-folder pools and -1.6 on "
+    "clipart at 5 shots with even classes)")
 
 # -- how each trained model's card is laid out (``python -m tools.photo finalize``) --------
 _MINI_FOOTNOTE = ("\\* ImageNet pre-training of the backbone has seen the mini-ImageNet test "
