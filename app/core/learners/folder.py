@@ -71,13 +71,20 @@ def _l2_(x: torch.Tensor) -> torch.Tensor:
     return x.div_(torch.linalg.vector_norm(x, dim=-1, keepdim=True).clamp_min_(1e-12))
 
 
+def _score_terms(p: torch.Tensor, perp: torch.Tensor, scale: torch.Tensor | float
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``_score``'s two terms, on the few prototypes: ``2 scale p`` and ``scale (|p|^2 + perp)``."""
+    return 2.0 * scale * p, scale * ((p * p).sum(1) + perp)
+
+
 def _score(z: torch.Tensor, p: torch.Tensor, perp: torch.Tensor,
            scale: torch.Tensor | float = 1.0) -> torch.Tensor:
     """``-scale * |z - p|^2`` up to a per-row constant (``|z|^2``, which no softmax over
     classes sees), for ``p`` with a part of squared norm ``perp`` outside the space of
     ``z``: one fused product (``z @ (2 scale p) - scale (|p|^2 + perp)``), the scale and
     the constant on the few prototypes, not on every row of ``z``."""
-    return torch.addmm(-scale * ((p * p).sum(1) + perp), z, (2.0 * scale * p).T)
+    lead, shift = _score_terms(p, perp, scale)
+    return torch.addmm(-shift, z, lead.T)
 
 
 class Whitening(NamedTuple):
@@ -578,7 +585,7 @@ class FolderProtoNet(MetaLearner):
         if not fresh:
             unary = _score(zp, protos, perp, tau)
         else:  # the same product, with the new examples as more columns
-            lead, shift = 2.0 * tau * protos, tau * ((protos * protos).sum(1) + perp)
+            lead, shift = _score_terms(protos, perp, tau)
             both = torch.cat([lead, support[list(fresh.values())].detach()])
             offset = torch.cat([-shift, shift.new_zeros(len(fresh))])
             floor = self._neighbours(pool, mean)[1][:, -1]
