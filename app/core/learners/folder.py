@@ -41,7 +41,8 @@ folders): ``proj_dim`` of them at ``max_anchors`` anchors, more for fewer anchor
 same cost (``width``). Each image's neighbours are searched among those anchors.
 A fit then works in that small space: distances to a prototype are exact for images in the
 anchors' span (the prototype's part outside it is kept as a per-class constant), the
-smoothing runs over the anchors, and labelling the folder is one small matrix product.
+prototypes' pool means are taken over the anchors (or a seeded ``mix_anchors`` of them),
+the smoothing runs over the anchors, and labelling the folder is one small matrix product.
 Deterministic: same features, same examples, same labels.
 
 Its few continuous parameters (``tau``, ``lam``, ``kappa``, ``head_lr``, ``gamma``,
