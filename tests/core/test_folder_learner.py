@@ -137,6 +137,10 @@ def test_session_gives_the_quick_result_first_then_the_folder_aware_one():
     truth = np.asarray(ids)[yq.numpy()]
     quick = np.asarray(ids)[seen[0].labels]
     assert (cls == truth).mean() > (quick == truth).mean()
+    # each image's label and confidence: the top class of the pool's probabilities
+    top = outcome.adapted.pool_proba.max(dim=1)
+    assert np.array_equal(outcome.labels, top.indices.numpy())
+    assert np.allclose(outcome.confidences, top.values.numpy(), atol=1e-6)
     # the same folder: the next job reuses the folder's derived data
     job2 = session.make_score_job()
     assert job2.pool_key == job.pool_key and job2.pool_cache is job.pool_cache
