@@ -52,6 +52,22 @@ def ms(t: float) -> str:
     return f"{1000 * t:,.0f} ms"
 
 
+def ms_precise(t: float) -> str:
+    return f"{1000 * t:.1f} ms"
+
+
+def probe(repeats: int = 15) -> float:
+    """The median time of one memory-bound product of the re-score's shape: how busy or
+    slow this machine is right now (README "Speed" scales its figures by it)."""
+    z, p = torch.randn(100_000, 256), torch.randn(10, 256)
+    times = []
+    for _ in range(repeats + 1):
+        t = time.perf_counter()
+        z @ p.T
+        times.append(time.perf_counter() - t)
+    return float(np.median(times[1:]))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--images", type=int, default=100_000)
@@ -73,7 +89,10 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"torch {torch.__version__}, {a.threads} threads; model {card['name']}; "
           f"{a.images:,} images x {d}-d features, 10 classes, 1 example each")
+    print(f"machine speed: a 100,000 x 256 by 256 x 10 float32 product takes "
+          f"{ms_precise(probe())} (5.9 ms on this project's 2-core machine when quiet)", flush=True)
     spare = iter(int(i) for i in np.flatnonzero(labels == 0)[1:])
+    medians: dict[str, tuple[float, bool]] = {}  # method -> (median re-score, reads the folder)
     for method in model.methods:
         s.set_method(method)
         caps = model.learner(method).capabilities
@@ -107,6 +126,12 @@ def main() -> None:
         acc = float(np.mean(np.asarray([s.prediction(p).class_id for p in paths[::50]])
                             == np.asarray(ids)[labels[::50]]))
         print(line + f"; accuracy on the synthetic clusters {100 * acc:.1f}%", flush=True)
+        medians[method] = (float(np.median(later if caps.reads_pool else quick)), caps.reads_pool)
+    baseline = next((m for m, (_, reads) in medians.items() if not reads), None)
+    if baseline is not None:  # speed as a ratio to the inductive learner of the same run
+        print("re-score time / " + baseline + "'s, same run: " + ", ".join(
+            f"{m} {t / medians[baseline][0]:.2f}" for m, (t, reads) in medians.items() if reads),
+            flush=True)
     many_examples(model, s, ids, paths, labels, a.repeats)
     read_ahead(model, paths, x, labels)
 
