@@ -52,10 +52,6 @@ def ms(t: float) -> str:
     return f"{1000 * t:,.0f} ms"
 
 
-def ms_precise(t: float) -> str:
-    return f"{1000 * t:.1f} ms"
-
-
 def probe(repeats: int = 15) -> float:
     """The median time of one memory-bound product of the re-score's shape: how busy or
     slow this machine is right now (README "Speed" scales its figures by it)."""
@@ -90,7 +86,7 @@ def main() -> None:
           f"torch {torch.__version__}, {a.threads} threads; model {card['name']}; "
           f"{a.images:,} images x {d}-d features, 10 classes, 1 example each")
     print(f"machine speed: a 100,000 x 256 by 256 x 10 float32 product takes "
-          f"{ms_precise(probe())} (5.9 ms on this project's 2-core machine when quiet)", flush=True)
+          f"{1000 * probe():.1f} ms (5.9 ms on this project's 2-core machine when quiet)", flush=True)
     spare = iter(int(i) for i in np.flatnonzero(labels == 0)[1:])
     medians: dict[str, tuple[float, bool]] = {}  # method -> (median re-score, reads the folder)
     for method in model.methods:

@@ -150,6 +150,11 @@ def cmd_finalize(a: argparse.Namespace) -> int:
     return 0
 
 
+def _given(**options: object) -> dict[str, object]:
+    """The options given on the command line (the learner's own defaults for the rest)."""
+    return {k: v for k, v in options.items() if v is not None}
+
+
 DUAL_SIZE = 240  # Lite1's own resolution; MobileNetV2 measured no worse there than at 224
 
 
@@ -179,9 +184,8 @@ def cmd_dual(a: argparse.Namespace) -> int:
                         "mean": recipe.LITE_MEAN, "std": recipe.LITE_STD}])
     backbone.parts[0].load_state_dict(base.backbone.state_dict())
     backbone.parts[1].load_state_dict(recipe.lite_backbone(weights, 1).state_dict())
-    shared = {k: v for k, v in (("knn", a.knn), ("knn_scale", a.knn_scale),  # every folder learner's
-                                ("knn_min", a.knn_min), ("proj_dim", a.axes),
-                                ("mix_anchors", a.mix_anchors)) if v is not None}
+    shared = _given(knn=a.knn, knn_scale=a.knn_scale, knn_min=a.knn_min,  # every folder learner's
+                    proj_dim=a.axes, mix_anchors=a.mix_anchors)
     folder = {**base.learner("folder").config(), **shared}
     if a.meta_folder:  # two folder-aware learners: say which is which
         folder["label"] = DUAL_FOLDER_LABEL
@@ -202,10 +206,9 @@ def cmd_dual(a: argparse.Namespace) -> int:
                             "calib": a.meta_calib if a.meta_calib is not None else "as trained"}
         if a.two_views:  # the meta-learned learner centred and uncentred, together
             config = {k: v for k, v in learners["folder-meta"].config().items() if k != "label"}
-            if a.whiten:  # (the learner's own defaults for what is not given)
-                config.update({k: v for k, v in (("whiten", a.whiten), ("whiten_eps", a.whiten_eps),
-                                                 ("whiten_min", a.whiten_min),
-                                                 ("whiten_from", a.whiten_from)) if v is not None})
+            if a.whiten:
+                config.update(_given(whiten=a.whiten, whiten_eps=a.whiten_eps,
+                                     whiten_min=a.whiten_min, whiten_from=a.whiten_from))
             two = {"method": "ensemble", "members": [config, {**config, "centre": "none"}],
                    "label": DUAL_TWO_LABEL}
             learners = {"folder-two": build_learner(two), **learners}  # the default, first

@@ -24,7 +24,7 @@ from .folder import FolderPool
 def _mean(scores: list[torch.Tensor]) -> torch.Tensor:
     """The members' mean score, summed into one new (images, classes) buffer: their mean
     log-probability up to a per-row constant, which no softmax sees."""
-    if torch.is_grad_enabled():
+    if any(s.requires_grad for s in scores):
         return torch.stack(scores).mean(0)
     total = scores[0] + scores[1]
     for s in scores[2:]:

@@ -582,10 +582,10 @@ class FolderProtoNet(MetaLearner):
         for j, key in enumerate(keys):
             if key not in known:
                 fresh.setdefault(key, j)
-        k = protos.shape[0]
         if not fresh:
             unary = _score(zp, protos, perp, tau)
         else:  # the same product, with the new examples as more columns
+            k = protos.shape[0]
             lead, shift = _score_terms(protos, perp, tau)
             both = torch.cat([lead, support[list(fresh.values())].detach()])
             offset = torch.cat([-shift, shift.new_zeros(len(fresh))])
@@ -627,7 +627,7 @@ class FolderProtoNet(MetaLearner):
         unary, img, sim, example = self._hits(pool, mean, keys, support, zp, protos, adapted.perp, tau)
         # More examples, less need of the neighbours: weight / shots ** gamma.
         w = self.lam * tau / max(shots, 1.0) ** self.gamma
-        inplace = not torch.is_grad_enabled()
+        inplace = not unary.requires_grad  # (autograd records it in meta-training)
         unary_a = unary if len(pos) == n else unary[pos]
         y = softmax_rows(unary_a)
         keep = sim >= kth[img]
