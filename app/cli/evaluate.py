@@ -14,7 +14,7 @@ from ..core.checkpoints import CheckpointError, load_checkpoint
 from .common import add_data_flags, add_runtime_flags, apply_runtime, data_spec, fail, open_cache
 from ..training.data import DatasetError, select_classes
 from ..training.episodes import mean_ci95, prepare_episodes, run_feature_episodes
-from ..training.sampler import ALL_WAYS, POOLS
+from ..training.sampler import ALL_WAYS, EXAMPLES, POOLS
 from ..training.models import set_inner_steps
 from ..core.progress import Progress
 
@@ -31,7 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--way", type=_way, required=True, metavar="N|all",
                    help="classes an episode; all: every usable class of the dataset (with "
                         "--pool rest, each episode labels the whole folder)")
-    p.add_argument("--shot", type=int, required=True)
+    p.add_argument("--shot", type=int, required=True,
+                   help="labelled examples a class (with --examples uneven: at most)")
+    p.add_argument("--examples", choices=EXAMPLES, default="even",
+                   help="even: --shot examples every class (the papers' protocol); uneven: "
+                        "1 to --shot a class, drawn at random (as in the app, where "
+                        "corrections become examples)")
     p.add_argument("--query", type=int, default=15,
                    help="unlabeled pool images per class (default 15; with --pool dirichlet "
                         "the pool holds way x query images in uneven proportions)")
@@ -83,9 +88,9 @@ def record_in_card(model_path: str, result: dict) -> None:
     entry["protocol"] = protocol_text(result)
     entry.update(accuracy=result["accuracy"], ci95=result["ci95"], classes=result["classes"])
     # settings kept only when not the default, so older entries keep matching
-    optional = ("inner_steps", "pool", "dirichlet_alpha", "distractors")
+    optional = ("inner_steps", "pool", "dirichlet_alpha", "distractors", "examples")
     entry.update({k: result[k] for k in optional
-                  if result.get(k) not in (None, 0, "balanced")})
+                  if result.get(k) not in (None, 0, "balanced", "even")})
     table = [e for e in card.get("accuracy", [])
              if not all(e.get(k) == entry.get(k) for k in _KEYS + optional)]
     table.append(entry)
@@ -119,7 +124,7 @@ def run(a: argparse.Namespace) -> int:
                                     a.seed, want="features", device=device,
                                     cache=open_cache(a), quiet=a.quiet, label="evaluate",
                                     pool=a.pool, alpha=a.dirichlet_alpha,
-                                    distractors=a.distractors)
+                                    distractors=a.distractors, examples=a.examples)
     except (CheckpointError, DatasetError, ValueError) as e:
         return fail(str(e))
     a.way = prepared.sampler.way  # --way all: the number of usable classes
@@ -137,7 +142,7 @@ def run(a: argparse.Namespace) -> int:
         "classes": prepared.table.num_classes,
         "skipped_classes": len(prepared.table.skipped),
         "pool": a.pool, "dirichlet_alpha": a.dirichlet_alpha if a.pool == "dirichlet" else None,
-        "distractors": a.distractors,
+        "distractors": a.distractors, "examples": a.examples,
         "inner_steps": getattr(learner, "inner_steps", None),
         "seconds": round(time.monotonic() - t0, 1),
     }
@@ -148,7 +153,8 @@ def run(a: argparse.Namespace) -> int:
     else:
         pool = "" if a.pool == "balanced" else f", {a.pool} pool"
         pool += f" + {a.distractors} distractors" if a.distractors else ""
-        print(f"{card.get('name')} [{method}] on {a.data}: {a.way}-way {a.shot}-shot "
+        shot = f"1-{a.shot}-shot (uneven)" if a.examples == "uneven" else f"{a.shot}-shot"
+        print(f"{card.get('name')} [{method}] on {a.data}: {a.way}-way {shot} "
               f"{a.query}-query{pool}, {a.episodes} episodes (seed {a.seed}): "
               f"{100 * acc:.2f}% +- {100 * ci:.2f}% (95% CI)")
     return 0

@@ -56,7 +56,7 @@ def prepare_episodes(model: FewShotModel, classes: Sequence[ClassFolder], spec: 
                      want: str = "features", device: str | torch.device = "cpu",
                      cache=None, all_items: bool = False, quiet: bool = False,
                      label: str = "data", pool: str = "balanced", alpha: float = 2.0,
-                     distractors: int = 0) -> PreparedEpisodes:
+                     distractors: int = 0, examples: str = "even") -> PreparedEpisodes:
     """Sample ``episodes`` episodes (or none with ``all_items``), then load what they need.
 
     want="features": backbone features (eval mode) in a ``ItemFeatures``;
@@ -71,7 +71,8 @@ def prepare_episodes(model: FewShotModel, classes: Sequence[ClassFolder], spec: 
         for msg in table.skipped:
             print(f"warning: {msg}", file=sys.stderr)
         sampler = EpisodeSampler(table, way if way != ALL_WAYS else table.num_classes, shot,
-                                 query, seed, pool=pool, alpha=alpha, distractors=distractors)
+                                 query, seed, pool=pool, alpha=alpha, distractors=distractors,
+                                 examples=examples)
         eps = sampler.episodes(0, episodes)
         items = np.arange(len(table)) if all_items else _union(eps)
         file_idx = np.unique(table.item_file[items])

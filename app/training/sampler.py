@@ -12,6 +12,11 @@ The query set is the task's *unlabeled pool*; ``pool`` says what it looks like:
 * ``"rest"``: every remaining image of the task's classes ("the rest of the folder"),
   as uneven as the dataset is.
 
+``examples`` says how many labelled examples each class gets: ``"even"``, ``shot`` each
+(the papers' protocol); ``"uneven"``, between 1 and ``shot`` each, drawn uniformly per
+class, as in a labeling app, where corrections become examples and the classes the model
+gets wrong soon have more of them than the rest.
+
 ``distractors`` adds that many images of classes outside the task (label -1): images of
 no class that a folder-aware learner must not be pulled by. They stay in the pool and are
 not scored.
@@ -28,7 +33,7 @@ from .data import DatasetError, ItemTable, check_way
 @dataclass(frozen=True)
 class Episode:
     classes: np.ndarray         # (way,) class indices of the table
-    support: np.ndarray         # (way * shot,) item indices, grouped by class
+    support: np.ndarray         # (way * shot,) item indices, grouped by class (uneven: fewer)
     support_labels: np.ndarray  # (way * shot,) 0..way-1
     query: np.ndarray           # (way * query,) item indices
     query_labels: np.ndarray
@@ -39,6 +44,7 @@ class Episode:
 
 
 POOLS = ("balanced", "dirichlet", "rest")
+EXAMPLES = ("even", "uneven")
 
 
 ALL_WAYS = 0  # ``way`` meaning every usable class of the dataset (``--way all``)
@@ -51,11 +57,14 @@ def min_images(shot: int, query: int, pool: str = "balanced") -> int:
 
 class EpisodeSampler:
     def __init__(self, table: ItemTable, way: int, shot: int, query: int, seed: int = 0,
-                 pool: str = "balanced", alpha: float = 2.0, distractors: int = 0) -> None:
+                 pool: str = "balanced", alpha: float = 2.0, distractors: int = 0,
+                 examples: str = "even") -> None:
         if shot < 1 or query < 1:
             raise DatasetError("--shot and --query must be at least 1")
         if pool not in POOLS:
             raise DatasetError(f"--pool must be one of {', '.join(POOLS)}")
+        if examples not in EXAMPLES:
+            raise DatasetError(f"--examples must be one of {', '.join(EXAMPLES)}")
         if alpha <= 0:
             raise DatasetError("--dirichlet-alpha must be positive")
         check_way(table, way)
@@ -70,6 +79,12 @@ class EpisodeSampler:
         self.table = table
         self.way, self.shot, self.query, self.seed = way, shot, query, seed
         self.pool, self.alpha, self.distractors = pool, alpha, distractors
+        self.examples = examples
+
+    def _shot_counts(self, rng: np.random.Generator) -> list[int]:
+        if self.examples == "even":  # no draw: seeded episodes stay the same
+            return [self.shot] * self.way
+        return [int(k) for k in rng.integers(1, self.shot + 1, self.way)]
 
     def _pool_counts(self, rng: np.random.Generator, available: list[int]) -> list[int]:
         if self.pool == "balanced":
@@ -89,9 +104,10 @@ class EpisodeSampler:
                      for c in classes]
         else:
             picks = [rng.permutation(self.table.class_items[c]) for c in classes]
-        counts = self._pool_counts(rng, [len(p) - self.shot for p in picks])
-        sup = [p[:self.shot] for p in picks]
-        qry = [p[self.shot:self.shot + n] for p, n in zip(picks, counts)]
+        shots = self._shot_counts(rng)
+        counts = self._pool_counts(rng, [len(p) - k for p, k in zip(picks, shots)])
+        sup = [p[:k] for p, k in zip(picks, shots)]
+        qry = [p[k:k + n] for p, k, n in zip(picks, shots, counts)]
         labels = np.arange(self.way)
         query, query_labels = np.concatenate(qry), np.repeat(labels, counts)
         if self.distractors:
@@ -100,7 +116,7 @@ class EpisodeSampler:
             extra = rng.choice(items, min(self.distractors, len(items)), replace=False)
             query = np.concatenate([query, extra])
             query_labels = np.concatenate([query_labels, np.full(len(extra), -1)])
-        return Episode(classes, np.concatenate(sup), np.repeat(labels, self.shot),
+        return Episode(classes, np.concatenate(sup), np.repeat(labels, shots),
                        query, query_labels)
 
     def episodes(self, start: int, stop: int) -> list[Episode]:

@@ -544,3 +544,34 @@ def test_whitening_finds_classes_that_a_few_loud_directions_hide():
                         .pool_proba.argmax(1), y) for a in (0.0, 0.5)]
         gains.append(acc[1] - acc[0])
     assert min(gains) > 0.03 and np.mean(gains) > 0.08, gains  # measured: +0.05 to +0.18
+
+
+def test_a_class_with_more_examples_does_not_take_the_folder():
+    """One class with 5 examples, five with 1 (corrections make counts uneven): a prototype
+    of 5 examples lies nearer the folder's centre than one of 1, and the plain distance
+    (or gradient steps on the examples) handed it most of the folder (measured on this
+    data before the correction: 80% of the images, 17% its true share)."""
+    shares, wins = [], []
+    for seed in range(4):
+        s, ys, pool, yq = clusters((80,) * 6, seed=seed, spread=1.0)
+        extra = np.flatnonzero(yq.numpy() == 0)[:4]  # four more examples of class 0
+        rest = np.setdiff1d(np.arange(len(pool)), extra)
+        support, labels = torch.cat([s, pool[extra]]), torch.cat([ys, yq[extra]])
+        learner = FolderProtoNet(whiten=0.5, whiten_min=100, head_steps=50, knn=5, proj_dim=D).eval()
+        pred = learner.fit(support, labels, 6, pool=pool[rest]).pool_proba.argmax(1)
+        shares.append((pred == 0).float().mean().item())
+        wins.append(accuracy(pred, yq[rest]) - accuracy(inductive(support, labels, pool[rest]), yq[rest]))
+    assert np.mean(shares) < 0.35 and np.mean(wins) > 0.1, (shares, wins)
+
+
+def test_the_noise_correction_is_sigma2_over_k_and_nothing_with_even_counts():
+    z = F.normalize(torch.randn(9, D, generator=torch.Generator().manual_seed(0)), dim=-1)
+    even = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2])
+    means = lambda labels: torch.stack([z[labels == k].mean(0) for k in range(3)])
+    shots = lambda labels: torch.bincount(labels, minlength=3).float()
+    assert torch.equal(FolderProtoNet._noise(z, means(even), even, shots(even)), torch.zeros(3))
+    uneven = torch.tensor([0, 0, 0, 0, 0, 0, 0, 1, 2])  # 7, 1, 1: sigma^2 from class 0 alone
+    p = means(uneven)
+    sigma2 = ((z[:7] - p[0]) ** 2).sum() / 6
+    assert torch.allclose(FolderProtoNet._noise(z, p, uneven, shots(uneven)),
+                          torch.stack([sigma2 / 7, sigma2, sigma2]))

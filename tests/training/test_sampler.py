@@ -68,3 +68,26 @@ def test_realistic_pools_dirichlet_rest_and_distractors(tiny_data: Path) -> None
     assert np.array_equal(noisy.query[noisy.query_labels >= 0], rest.query)
     with pytest.raises(DatasetError, match="--pool"):
         EpisodeSampler(table, way, shot, query, pool="uneven")
+
+
+def test_uneven_examples_1_to_shot_a_class(tiny_data: Path) -> None:
+    table = build_items(str(tiny_data), discover_classes(tiny_data), min_images=5)
+    way, shot, query = 4, 3, 1
+    for pool in ("balanced", "rest"):
+        even = EpisodeSampler(table, way, shot, query, seed=2, pool=pool)
+        uneven = EpisodeSampler(table, way, shot, query, seed=2, pool=pool, examples="uneven")
+        seen = set()
+        for i in range(12):
+            a, b = even.episode(i), uneven.episode(i)
+            assert np.array_equal(np.bincount(a.support_labels), [shot] * way)
+            per = np.bincount(b.support_labels, minlength=way)
+            assert per.min() >= 1 and per.max() <= shot
+            seen.add(tuple(per))
+            assert not set(b.support.tolist()) & set(b.query.tolist())
+            assert np.array_equal(table.item_class[b.support], b.classes[b.support_labels])
+            if pool == "rest":  # every image not an example is in the pool
+                for label, cls in enumerate(b.classes):
+                    assert (b.query_labels == label).sum() == len(table.class_items[cls]) - per[label]
+        assert len(seen) > 3
+    with pytest.raises(DatasetError, match="--examples"):
+        EpisodeSampler(table, way, shot, query, examples="some")
