@@ -36,3 +36,18 @@ def test_accuracy_reads_the_predicted_rows_of_the_csv(tmp_path):
                      ["/p/c.png", "unknown", "0.2", "predicted"], ["/e/x.png", "blue", "1", "example"]])
     truth = {"/p/a.png": "red", "/p/b.png": "blue", "/p/c.png": "blue"}
     assert abs(accuracy(path, truth) - 1 / 3) < 1e-9
+
+
+def test_an_uneven_draw_gives_each_class_1_to_k_examples(tmp_path):
+    data = tmp_path / "data"
+    for name, colour in (("red", "red"), ("blue", "blue"), ("green", "green"), ("grey", (128, 128, 128))):
+        for i in range(12):
+            solid(data / name / f"{name}_{i:02}.png", colour, seed=i)
+    seen = set()
+    for seed in range(4):
+        make_draw(data, tmp_path / f"d{seed}", shots=4, seed=seed, uneven=True)
+        per = tuple(len(list((tmp_path / f"d{seed}" / "examples" / c).iterdir()))
+                    for c in ("red", "blue", "green", "grey"))
+        assert min(per) >= 1 and max(per) <= 4
+        seen.add(per)
+    assert len(seen) > 1 and any(len(set(p)) > 1 for p in seen)

@@ -8,7 +8,8 @@ into ``examples/<class>/`` and the rest, renamed so that no name tells the class
     python tools/classify_eval.py --data ../devsuite/clipart --shots 1 5 --draws 3 \\
         --methods default centroid --work /tmp/classify-eval
 
-Prints one line per draw, shot count and learner, then each one's mean over the draws. Slow
+With ``--uneven`` each class gets 1 to K examples, drawn at random per class (as in the
+app, where corrections become examples). Prints one line per draw, shot count and learner, then each one's mean over the draws. Slow
 on purpose (it embeds the copied images like a user's folder; the embedding cache makes a
 second run over the same copies fast).
 """
@@ -29,15 +30,18 @@ sys.path.insert(0, str(REPO))
 from app.core.images import is_image_path  # noqa: E402
 
 
-def make_draw(data: Path, out: Path, shots: int, seed: int) -> dict[str, str]:
-    """Examples and photos of one draw under ``out``; returns photo path -> true class."""
+def make_draw(data: Path, out: Path, shots: int, seed: int,
+              uneven: bool = False) -> dict[str, str]:
+    """Examples and photos of one draw under ``out``; returns photo path -> true class.
+    ``uneven``: 1 to ``shots`` examples a class instead of ``shots``."""
     shutil.rmtree(out, ignore_errors=True)
     rng = np.random.default_rng(seed)
     classes = sorted(p.name for p in data.iterdir() if p.is_dir() and not p.name.startswith("."))
     share = rng.dirichlet(np.full(len(classes), 2.0))
     share /= share.max()
+    counts = rng.integers(1, shots + 1, len(classes)) if uneven else [shots] * len(classes)
     truth: dict[str, str] = {}
-    for name, sh in zip(classes, share):
+    for name, sh, shots in zip(classes, share, counts):
         files = sorted(f for f in (data / name).rglob("*") if f.is_file() and is_image_path(f))
         rng.shuffle(files)
         (out / "examples" / name).mkdir(parents=True, exist_ok=True)
@@ -62,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", required=True, help="a folder of class sub-folders")
     ap.add_argument("--shots", type=int, nargs="+", default=[1, 5])
+    ap.add_argument("--uneven", action="store_true",
+                    help="1 to K examples a class (K: each of --shots), drawn per class")
     ap.add_argument("--draws", type=int, default=3)
     ap.add_argument("--methods", nargs="+", default=["default", "centroid"],
                     help="learners of the model ('default': the model's own)")
@@ -72,8 +78,9 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[tuple[int, str], list[float]] = {}
     for shots in a.shots:
         for draw in range(a.draws):
-            out = work / f"{data.name}-{shots}shot-{draw}"
-            truth = make_draw(data, out, shots, seed=draw)
+            kind = f"1-{shots}-shot" if a.uneven else f"{shots}-shot"
+            out = work / f"{data.name}-{kind}-{draw}"
+            truth = make_draw(data, out, shots, seed=draw, uneven=a.uneven)
             for method in a.methods:
                 csv_path = out / f"labels-{method}.csv"
                 cmd = [sys.executable, "-m", "app", "classify", "--support", str(out / "examples"),
@@ -85,10 +92,11 @@ def main(argv: list[str] | None = None) -> int:
                     raise SystemExit(f"classify failed ({run.returncode}):\n{run.stderr}")
                 acc = accuracy(csv_path, truth)
                 results.setdefault((shots, method), []).append(acc)
-                print(f"{data.name} {shots}-shot draw {draw} {method}: {100 * acc:.2f}% "
+                print(f"{data.name} {kind} draw {draw} {method}: {100 * acc:.2f}% "
                       f"of {len(truth)} images", flush=True)
     for (shots, method), accs in results.items():
-        print(f"{data.name} {shots}-shot {method}: mean {100 * np.mean(accs):.2f}% over "
+        kind = f"1-{shots}-shot" if a.uneven else f"{shots}-shot"
+        print(f"{data.name} {kind} {method}: mean {100 * np.mean(accs):.2f}% over "
               f"{len(accs)} draws")
     return 0
 

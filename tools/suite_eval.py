@@ -8,7 +8,9 @@ but loads each model and each domain's features once:
     python tools/suite_eval.py --render runs/suite-eval.json      # Markdown tables
 
 ``--rows``, ``--domains`` and ``--pools`` (balanced, dirichlet, rest) pick cells; a cell
-already in the ``--out`` file is not run again.
+already in the ``--out`` file is not run again. ``--examples uneven`` runs the columns
+with 1 to 5 examples a class, drawn at random per class (as in the app, where corrections
+become examples) instead of 1 and 5 each.
 
 Rows: ``MODEL:LEARNER`` (default: frozen MobileNetV2 + nearest centroid, the issue's
 baseline; the default model's frozen centroid; each of the default model's learners).
@@ -44,7 +46,18 @@ EXTRA = {"clothing-small": os.pathsep.join(str(SHARED / "clothing-small" / s)
 ROWS = ("photo-mobilenetv2:centroid", "photo-efficientnet-lite0:centroid",
         "photo-efficientnet-lite0:protonet", "photo-efficientnet-lite0:maml",
         "photo-efficientnet-lite0:folder")
-SETTINGS = [(shot, pool) for shot in (1, 5) for pool in ("balanced", "dirichlet", "rest")]
+POOLS = ("balanced", "dirichlet", "rest")
+SETTINGS = [(shot, pool, "even") for shot in (1, 5) for pool in POOLS]
+UNEVEN = [(5, pool, "uneven") for pool in POOLS]  # 1 to 5 examples a class
+
+
+def _key(r: dict) -> tuple:
+    return r["shot"], r["pool"], r.get("examples", "even")
+
+
+def _column(setting: tuple) -> str:
+    shot, pool, examples = setting
+    return f"1-{shot}-shot uneven {pool}" if examples == "uneven" else f"{shot}-shot {pool}"
 
 
 def run(a: argparse.Namespace) -> int:
@@ -54,7 +67,7 @@ def run(a: argparse.Namespace) -> int:
     if a.domains:
         domains = {k: v for k, v in domains.items() if k in a.domains}
     results = json.loads(Path(a.out).read_text()) if Path(a.out).exists() else []
-    done = {(r["domain"], r["row"], r["shot"], r["pool"]) for r in results}
+    done = {(r["domain"], r["row"], *_key(r)) for r in results}
     cache = EmbeddingCache()
     by_model: dict[str, list[str]] = {}
     for row in a.rows:
@@ -66,20 +79,23 @@ def run(a: argparse.Namespace) -> int:
         for dom, root in domains.items():
             classes = select_classes(DataSpec(root=root))
             way = min(a.way, len(classes))
-            for shot, pool in SETTINGS:
+            for shot, pool, examples in (UNEVEN if a.examples == "uneven" else SETTINGS):
                 if a.pools and pool not in a.pools:
                     continue
-                todo = [l for l in learners if (dom, f"{model_name}:{l}", shot, pool) not in done]
+                todo = [l for l in learners
+                        if (dom, f"{model_name}:{l}", shot, pool, examples) not in done]
                 if not todo:
                     continue
                 prepared = prepare_episodes(model, classes, DataSpec(root=root), way, shot, 15,
                                             a.episodes, a.seed, cache=cache, quiet=True,
-                                            pool=pool)
+                                            pool=pool, examples=examples)
                 for learner in todo:
                     t0 = time.monotonic()
                     acc, ci = mean_ci95(run_feature_episodes(model, learner, prepared, way))
                     results.append({"domain": dom, "row": f"{model_name}:{learner}", "shot": shot,
-                                    "pool": pool, "way": way, "episodes": a.episodes,
+                                    "pool": pool,
+                                    **({"examples": examples} if examples != "even" else {}),
+                                    "way": way, "episodes": a.episodes,
                                     "seed": a.seed, "accuracy": round(100 * acc, 2),
                                     "ci95": round(100 * ci, 2),
                                     "seconds": round(time.monotonic() - t0, 1)})
@@ -96,26 +112,28 @@ def render(path: str, names: dict[str, str] | None = None) -> str:
     label = (lambda row: names[row]) if names else (lambda row: row)
     out = []
     doms = list(dict.fromkeys(r["domain"] for r in results))
+    present = {_key(r) for r in results}
+    columns = [c for c in SETTINGS + UNEVEN if c in present]
+    head = "| backbone, learner | " + " | ".join(map(_column, columns)) + " |\n" + \
+        "|---" * (len(columns) + 1) + "|"
     for dom in doms:
-        rs = {(r["row"], r["shot"], r["pool"]): r for r in results if r["domain"] == dom}
+        rs = {(r["row"], *_key(r)): r for r in results if r["domain"] == dom}
         way = next(r["way"] for r in results if r["domain"] == dom)
         out.append(f"**{dom}** ({way}-way)\n")
-        out.append("| backbone, learner | " + " | ".join(f"{s}-shot {p}" for s, p in SETTINGS) + " |")
-        out.append("|---" * (len(SETTINGS) + 1) + "|")
+        out.append(head)
         for row in rows:
-            cells = [f"{rs[(row, s, p)]['accuracy']:.2f} ± {rs[(row, s, p)]['ci95']:.2f}"
-                     if (row, s, p) in rs else "" for s, p in SETTINGS]
+            cells = [f"{rs[(row, *c)]['accuracy']:.2f} ± {rs[(row, *c)]['ci95']:.2f}"
+                     if (row, *c) in rs else "" for c in columns]
             out.append(f"| {label(row)} | " + " | ".join(cells) + " |")
         out.append("")
     # averages over the suite's domains (the acceptance check)
     out.append("**Mean over the suite's five domains**\n")
-    out.append("| backbone, learner | " + " | ".join(f"{s}-shot {p}" for s, p in SETTINGS) + " |")
-    out.append("|---" * (len(SETTINGS) + 1) + "|")
+    out.append(head)
     for row in rows:
         cells = []
-        for s, p in SETTINGS:
-            v = [r["accuracy"] for r in results if r["row"] == row and r["shot"] == s
-                 and r["pool"] == p and r["domain"] in SUITE]
+        for c in columns:
+            v = [r["accuracy"] for r in results
+                 if r["row"] == row and _key(r) == c and r["domain"] in SUITE]
             cells.append(f"{sum(v) / len(v):.2f}" if len(v) == len(SUITE) else "")
         out.append(f"| {label(row)} | " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
@@ -127,6 +145,8 @@ def main() -> int:
     ap.add_argument("--rows", nargs="*", default=list(ROWS))
     ap.add_argument("--domains", nargs="*")
     ap.add_argument("--pools", nargs="*", help="only these pools (default: every one)")
+    ap.add_argument("--examples", choices=("even", "uneven"), default="even",
+                    help="uneven: the columns with 1 to 5 examples a class")
     ap.add_argument("--episodes", type=int, default=600)
     ap.add_argument("--way", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
