@@ -556,7 +556,7 @@ class FolderProtoNet(MetaLearner):
         if bool(shots.min() == shots.max()) or not bool(many.any()):
             return torch.zeros_like(shots)
         sigma2 = ((s - p[labels]) ** 2).sum(1)[many[labels]].sum() / (shots[many] - 1).sum()
-        return sigma2 / shots.clamp_min(1)
+        return sigma2 / shots.clamp_min(1) * (shots > 0)  # (a class of none: no prototype)
 
     def _head(self, protos: torch.Tensor, perp: torch.Tensor, support: torch.Tensor,
               labels: torch.Tensor, shots: float, tau: torch.Tensor) -> torch.Tensor:
