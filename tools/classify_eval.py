@@ -9,7 +9,8 @@ into ``examples/<class>/`` and the rest, renamed so that no name tells the class
         --methods default centroid --work /tmp/classify-eval
 
 With ``--uneven`` each class gets 1 to K examples, drawn at random per class (as in the
-app, where corrections become examples). Prints one line per draw, shot count and learner, then each one's mean over the draws. Slow
+app, where corrections become examples). Prints one line per draw, shot count and
+learner, then each one's mean over the draws. Slow
 on purpose (it embeds the copied images like a user's folder; the embedding cache makes a
 second run over the same copies fast).
 """
@@ -41,13 +42,13 @@ def make_draw(data: Path, out: Path, shots: int, seed: int,
     share /= share.max()
     counts = rng.integers(1, shots + 1, len(classes)) if uneven else [shots] * len(classes)
     truth: dict[str, str] = {}
-    for name, sh, shots in zip(classes, share, counts):
+    for name, sh, k in zip(classes, share, counts):
         files = sorted(f for f in (data / name).rglob("*") if f.is_file() and is_image_path(f))
         rng.shuffle(files)
         (out / "examples" / name).mkdir(parents=True, exist_ok=True)
-        for f in files[:shots]:
+        for f in files[:k]:
             shutil.copy(f, out / "examples" / name / f.name)
-        for f in files[shots:max(shots + 1, int(round(sh * len(files))))]:
+        for f in files[k:max(k + 1, int(round(sh * len(files))))]:
             n = len(truth)
             target = out / "photos" / f"{n % 10}" / f"img{n:06d}{f.suffix.lower()}"
             target.parent.mkdir(parents=True, exist_ok=True)
