@@ -164,12 +164,16 @@ def test_evaluate_realistic_pools_with_a_folder_aware_learner(tiny_data: Path, t
               "--query", "3", "--episodes", "6", "--method", "folder", "--record"]
     runs = {pool: evaluate_json(capsys, *common, "--pool", pool) for pool in ("balanced", "dirichlet", "rest")}
     noisy = evaluate_json(capsys, *common, "--pool", "rest", "--distractors", "4")
+    uneven = evaluate_json(capsys, *common, "--pool", "rest", "--shot", "3", "--examples", "uneven")
     for pool, r in runs.items():
         assert r["pool"] == pool and r["method"] == "folder" and 0.0 <= r["accuracy"] <= 1.0
     assert runs["dirichlet"]["dirichlet_alpha"] == 2.0 and noisy["distractors"] == 4
+    assert uneven["examples"] == "uneven" and runs["rest"]["examples"] == "even"
     table = read_card(out)["accuracy"]
-    assert sorted((e.get("pool", "balanced"), e.get("distractors", 0)) for e in table
-                  if e["method"] == "folder") == [("balanced", 0), ("dirichlet", 0), ("rest", 0), ("rest", 4)]
+    assert sorted((e.get("pool", "balanced"), e.get("distractors", 0), e.get("examples", "even"))
+                  for e in table if e["method"] == "folder") == [
+        ("balanced", 0, "even"), ("dirichlet", 0, "even"), ("rest", 0, "even"), ("rest", 0, "uneven"),
+        ("rest", 4, "even")]
 
 
 def test_train_refuses_bad_shot_and_pool_lists_with_a_clear_message(tiny_data: Path, tmp_path: Path,
