@@ -227,7 +227,7 @@ DUAL_CARD = {
             "FolderProtoNet with the photo-mobilenetv2 card's settings (transductive, no "
             "weights): sqrt power transform, folder centring, prototypes anchored to the "
             "examples, 50 gradient-descent steps on the examples' cross-entropy (off at one "
-            "example a class), smoothing over each image's nearest folder images (1.2 x the "
+            "example a class and when classes have different numbers of examples), smoothing over each image's nearest folder images (1.2 x the "
             "square root of the images a class has on average, 3 to 10: 5 at 15 a class); "
             "for folders over 5,000 images a compact space of principal axes: proj_dim (256 "
             "in the shipped card, --axes; 128 before: 1-2 points lower on folders of many "
