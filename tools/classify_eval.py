@@ -76,10 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="/tmp/classify-eval", help="where the draws are copied")
     a = ap.parse_args(argv)
     data, work = Path(a.data), Path(a.work)
-    results: dict[tuple[int, str], list[float]] = {}
+    results: dict[tuple[str, str], list[float]] = {}  # (shots, learner) -> accuracies
     for shots in a.shots:
+        kind = f"1-{shots}-shot" if a.uneven else f"{shots}-shot"
         for draw in range(a.draws):
-            kind = f"1-{shots}-shot" if a.uneven else f"{shots}-shot"
             out = work / f"{data.name}-{kind}-{draw}"
             truth = make_draw(data, out, shots, seed=draw, uneven=a.uneven)
             for method in a.methods:
@@ -92,11 +92,10 @@ def main(argv: list[str] | None = None) -> int:
                 if run.returncode != 0:
                     raise SystemExit(f"classify failed ({run.returncode}):\n{run.stderr}")
                 acc = accuracy(csv_path, truth)
-                results.setdefault((shots, method), []).append(acc)
+                results.setdefault((kind, method), []).append(acc)
                 print(f"{data.name} {kind} draw {draw} {method}: {100 * acc:.2f}% "
                       f"of {len(truth)} images", flush=True)
-    for (shots, method), accs in results.items():
-        kind = f"1-{shots}-shot" if a.uneven else f"{shots}-shot"
+    for (kind, method), accs in results.items():
         print(f"{data.name} {kind} {method}: mean {100 * np.mean(accs):.2f}% over "
               f"{len(accs)} draws")
     return 0

@@ -36,6 +36,7 @@ from app.core.cache import EmbeddingCache
 from app.core.checkpoints import load_checkpoint
 from app.training.data import DataSpec, select_classes
 from app.training.episodes import mean_ci95, prepare_episodes, run_feature_episodes
+from app.training.sampler import POOLS
 
 HERE = Path(__file__).resolve().parents[1]
 SHARED = HERE.parent / "shared" / "data"
@@ -46,7 +47,6 @@ EXTRA = {"clothing-small": os.pathsep.join(str(SHARED / "clothing-small" / s)
 ROWS = ("photo-mobilenetv2:centroid", "photo-efficientnet-lite0:centroid",
         "photo-efficientnet-lite0:protonet", "photo-efficientnet-lite0:maml",
         "photo-efficientnet-lite0:folder")
-POOLS = ("balanced", "dirichlet", "rest")
 SETTINGS = [(shot, pool, "even") for shot in (1, 5) for pool in POOLS]
 UNEVEN = [(5, pool, "uneven") for pool in POOLS]  # 1 to 5 examples a class
 
