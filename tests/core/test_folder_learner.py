@@ -198,14 +198,14 @@ def test_a_gradient_step_is_the_autograd_step_and_stays_differentiable():
     w0, perp = torch.randn(3, D) * 0.1, torch.rand(3) * 0.1
     learner = FolderProtoNet(head_steps=1, head_lr=0.005, tau=4.0)
     with torch.no_grad():
-        stepped = learner._head(w0, perp, support, ys, 3.0, learner.tau)
+        stepped = learner._head(w0, perp, support, ys, torch.bincount(ys).float(), learner.tau)
     w = w0.clone().requires_grad_(True)
     loss = F.cross_entropy(learner.tau.detach() * _score(support, w, perp), ys)
     (grad,) = torch.autograd.grad(loss, w)
     assert not torch.equal(stepped, w0)
     torch.testing.assert_close(stepped, w0 - 0.005 * grad, rtol=1e-5, atol=1e-6)
     learner.train()
-    learner._head(w0, perp, support, ys, 3.0, learner.tau).square().sum().backward()
+    learner._head(w0, perp, support, ys, torch.bincount(ys).float(), learner.tau).square().sum().backward()
     assert learner.log_head_lr.grad != 0 and learner.log_tau.grad != 0
 
 
