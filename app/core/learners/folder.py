@@ -470,9 +470,9 @@ class FolderProtoNet(MetaLearner):
         """The ``k``-neighbour graph: (the similarity of each image's k-th neighbour, the
         anchors' symmetrised kNN graph ``(W + W^T) / 2`` as ``Graph``, every image's k
         neighbours among the anchors). A smoothing step is then one weighted
-        ``embedding_bag`` over each anchor's neighbours (0.69x the time of the same
-        product with a sparse CSR matrix, which also copied its values at every step:
-        20,000 anchors x 10 classes, ``bench_folder.py``); summing every image's neighbours' scores at the end is one unweighted
+        ``embedding_bag`` over each anchor's neighbours (0.75-0.80x the time of the same
+        product with a sparse CSR matrix, 20,000 anchors x 10 classes, ``bench_folder.py``;
+        0.96x the default's whole fit at 100,000 images, paired runs); summing every image's neighbours' scores at the end is one unweighted
         ``embedding_bag`` (1.1 ms at 100,000 images, 1.4 ms as a CSR product)."""
         def make():
             pos = self._space(pool, mean).pos
