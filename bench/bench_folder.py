@@ -68,29 +68,22 @@ def probe(repeats: int = 15) -> float:
 
 def smoothing_step(anchors: int = 20_000, k: int = 10, classes: int = 10) -> None:
     """One smoothing step, ``(W + W^T) / 2 @ y`` over a random k-neighbour graph: the
-    folder learner's ``embedding_bag`` over each anchor's neighbours, and the sparse CSR
-    product it replaced (same result)."""
+    folder learner's (``neighbour_graph``, ``spread``: a weighted ``embedding_bag``), and
+    the sparse CSR product it replaced (same result)."""
     import warnings
 
-    import torch.nn.functional as F
+    from app.core.learners.folder import neighbour_graph, spread
 
     g = torch.Generator().manual_seed(0)
-    rows = torch.arange(anchors).repeat_interleave(k)
-    cols = torch.randint(0, anchors, (anchors * k,), generator=g)
-    both = torch.sparse_coo_tensor(torch.stack([torch.cat([rows, cols]), torch.cat([cols, rows])]),
-                                   torch.full((2 * len(rows),), 0.5), (anchors, anchors),
-                                   check_invariants=True).coalesce()
-    start, near = both.indices()
-    offsets = torch.zeros(anchors, dtype=torch.long)
-    offsets[1:] = torch.bincount(start, minlength=anchors)[:-1].cumsum(0)
+    graph = neighbour_graph(torch.randint(0, anchors, (anchors, k), generator=g), anchors)
+    rows = torch.repeat_interleave(torch.arange(anchors), graph.offsets.diff(append=torch.tensor([len(graph.near)])))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        csr = both.to_sparse_csr()
+        csr = torch.sparse_coo_tensor(torch.stack([rows, graph.near]), graph.weights,
+                                      (anchors, anchors)).to_sparse_csr()
     y = torch.rand(anchors, classes, generator=g)
-    bag = lambda: F.embedding_bag(near.contiguous(), y, offsets, mode="sum",  # noqa: E731
-                                  per_sample_weights=both.values())
     times = {}
-    for name, step in (("embedding_bag", bag), ("sparse CSR", lambda: csr @ y)):
+    for name, step in (("embedding_bag", lambda: spread(graph, y)), ("sparse CSR", lambda: csr @ y)):
         step()
         runs = []
         for _ in range(50):
@@ -98,7 +91,7 @@ def smoothing_step(anchors: int = 20_000, k: int = 10, classes: int = 10) -> Non
             step()
             runs.append(time.perf_counter() - t)
         times[name] = float(np.median(runs))
-    torch.testing.assert_close(bag(), csr @ y)
+    torch.testing.assert_close(spread(graph, y), csr @ y)
     print(f"one smoothing step, {anchors:,} anchors x {classes} classes: embedding_bag "
           f"{1000 * times['embedding_bag']:.2f} ms, sparse CSR {1000 * times['sparse CSR']:.2f} ms "
           f"(ratio {times['embedding_bag'] / times['sparse CSR']:.2f})", flush=True)

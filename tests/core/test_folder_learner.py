@@ -346,6 +346,22 @@ def test_fewer_neighbours_use_the_first_of_the_same_search():
     assert torch.equal(got, FolderProtoNet(knn=4).fit(s, ys, pool=FolderPool(pool)).pool_proba)
 
 
+def test_the_neighbour_graph_is_the_symmetrised_knn_matrix():
+    """``neighbour_graph`` + ``spread`` multiply by ``(W + W^T) / 2`` exactly: a mutual pair
+    weighs 1, a one-way edge 0.5 both ways, an anchor nobody lists sums nothing."""
+    from app.core.learners.folder import neighbour_graph, spread
+
+    idx = torch.tensor([[1, 2], [0, 2], [1, 0], [0, 1], [0, 1]])  # anchor 4: listed by none
+    w = torch.zeros(5, 5)
+    w[torch.arange(5).repeat_interleave(2), idx.reshape(-1)] = 1.0
+    y = torch.randn(5, 3)
+    graph = neighbour_graph(idx, 5)
+    torch.testing.assert_close(spread(graph, y), (w + w.T) / 2 @ y)
+    assert float(graph.weights.max()) == 1.0 and float(graph.weights.min()) == 0.5
+    lonely = neighbour_graph(torch.zeros(3, 0, dtype=torch.long), 3)  # no neighbours at all
+    assert torch.equal(spread(lonely, y[:3]), torch.zeros(3, 3))
+
+
 def _session_with_folder(n_classes, pool, extra=()):
     session = Session()
     paths = [f"/f/img{i:03}.png" for i in range(len(pool))]

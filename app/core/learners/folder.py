@@ -109,6 +109,29 @@ class Graph(NamedTuple):
     weights: torch.Tensor
 
 
+def neighbour_graph(idx: torch.Tensor, a: int) -> Graph:
+    """The symmetrised graph ``(W + W^T) / 2`` of ``a`` anchors, ``idx`` (a, k) each one's
+    neighbours (``W``: 1 from an anchor to each of them; mutual neighbours get 1). A
+    smoothing step is then one weighted ``embedding_bag`` over each anchor's neighbours:
+    0.75-0.86x the time of the same product with a sparse CSR matrix (20,000 anchors x
+    10 classes, ``bench_folder.py``, five runs), 0.96x the default's whole fit at 100,000 images
+    (paired runs)."""
+    rows, cols = torch.arange(a).repeat_interleave(idx.shape[1]), idx.reshape(-1)
+    both = torch.sparse_coo_tensor(  # mutual neighbours: summed by coalesce
+        torch.stack([torch.cat([rows, cols]), torch.cat([cols, rows])]),
+        torch.full((2 * len(rows),), 0.5), (a, a), check_invariants=True).coalesce()
+    start, near = both.indices()
+    offsets = torch.zeros(a, dtype=torch.long)
+    offsets[1:] = torch.bincount(start, minlength=a)[:-1].cumsum(0)
+    return Graph(near.contiguous(), offsets, both.values())
+
+
+def spread(graph: Graph, y: torch.Tensor) -> torch.Tensor:
+    """``graph @ y``: each anchor's neighbours' rows of ``y``, summed by their weights."""
+    return F.embedding_bag(graph.near, y, graph.offsets, mode="sum",
+                           per_sample_weights=graph.weights)
+
+
 class Space(NamedTuple):
     """What a fit reads of the folder, derived once per folder (``FolderProtoNet._space``)."""
     pos: torch.Tensor                 # the anchors' positions in the pool
@@ -466,14 +489,12 @@ class FolderProtoNet(MetaLearner):
         return int(min(self.knn, max(self.knn_min, k)))
 
     def _edges(self, pool: FolderPool, mean: torch.Tensor, k: int
-               ) -> tuple[torch.Tensor, "Graph", torch.Tensor]:
+               ) -> tuple[torch.Tensor, Graph, torch.Tensor]:
         """The ``k``-neighbour graph: (the similarity of each image's k-th neighbour, the
-        anchors' symmetrised kNN graph ``(W + W^T) / 2`` as ``Graph``, every image's k
-        neighbours among the anchors). A smoothing step is then one weighted
-        ``embedding_bag`` over each anchor's neighbours (0.75-0.80x the time of the same
-        product with a sparse CSR matrix, 20,000 anchors x 10 classes, ``bench_folder.py``;
-        0.96x the default's whole fit at 100,000 images, paired runs); summing every image's neighbours' scores at the end is one unweighted
-        ``embedding_bag`` (1.1 ms at 100,000 images, 1.4 ms as a CSR product)."""
+        anchors' symmetrised kNN graph ``(W + W^T) / 2`` (``neighbour_graph``), every
+        image's k neighbours among the anchors). Summing every image's neighbours' scores
+        at the end is one unweighted ``embedding_bag`` (1.1 ms at 100,000 images, 1.4 ms
+        as a CSR product)."""
         def make():
             pos = self._space(pool, mean).pos
             idx, sims = self._neighbours(pool, mean)
@@ -481,14 +502,7 @@ class FolderProtoNet(MetaLearner):
             idx = idx[:, :k_]
             n, a = len(pool), len(pos)
             kth = sims[:, k_ - 1] if k_ > 0 else torch.full((n,), float("inf"))
-            rows, cols = torch.arange(a).repeat_interleave(k_), idx[pos].reshape(-1)
-            both = torch.sparse_coo_tensor(  # mutual neighbours: summed by coalesce
-                torch.stack([torch.cat([rows, cols]), torch.cat([cols, rows])]),
-                torch.full((2 * len(rows),), 0.5), (a, a), check_invariants=True).coalesce()
-            start, near = both.indices()
-            offsets = torch.zeros(a, dtype=torch.long)
-            offsets[1:] = torch.bincount(start, minlength=a)[:-1].cumsum(0)
-            return kth, Graph(near.contiguous(), offsets, both.values()), idx.sort(1).values
+            return kth, neighbour_graph(idx[pos], a), idx.sort(1).values
         return pool.derived(("edges", *self._space_key(), self.knn, k), make)
 
     # -- the interface ------------------------------------------------------------------
@@ -673,11 +687,10 @@ class FolderProtoNet(MetaLearner):
         votes = onehot[example[keep]] * w
         base = (unary.index_add_ if inplace else unary.index_add)(0, img[keep], votes)
         base_a = base if len(pos) == n else base[pos]
-        logits_a, weights = base_a, graph.weights * w
+        logits_a, weighted = base_a, graph._replace(weights=graph.weights * w)
         for _ in range(self.smooth_iters):
-            spread = F.embedding_bag(graph.near, y, graph.offsets, mode="sum",
-                                     per_sample_weights=weights)  # w * (W + W^T) / 2 @ y
-            logits_a = spread.add_(base_a) if inplace else spread + base_a
+            near_a = spread(weighted, y)  # w * (W + W^T) / 2 @ y
+            logits_a = near_a.add_(base_a) if inplace else near_a + base_a
             y = softmax_rows(logits_a)
         # The smoothed scores rank well but are far too sure of themselves (neighbours'
         # votes add up): ``calib`` brings the reported confidence back towards accuracy.
