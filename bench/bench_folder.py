@@ -76,11 +76,10 @@ def smoothing_step(anchors: int = 20_000, k: int = 10, classes: int = 10) -> Non
 
     g = torch.Generator().manual_seed(0)
     graph = neighbour_graph(torch.randint(0, anchors, (anchors, k), generator=g), anchors)
-    rows = torch.repeat_interleave(torch.arange(anchors), graph.offsets.diff(append=torch.tensor([len(graph.near)])))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        csr = torch.sparse_coo_tensor(torch.stack([rows, graph.near]), graph.weights,
-                                      (anchors, anchors)).to_sparse_csr()
+        csr = torch.sparse_csr_tensor(torch.cat([graph.offsets, torch.tensor([len(graph.near)])]),
+                                      graph.near, graph.weights, (anchors, anchors))
     y = torch.rand(anchors, classes, generator=g)
     times = {}
     for name, step in (("embedding_bag", lambda: spread(graph, y)), ("sparse CSR", lambda: csr @ y)):

@@ -113,9 +113,9 @@ def neighbour_graph(idx: torch.Tensor, a: int) -> Graph:
     """The symmetrised graph ``(W + W^T) / 2`` of ``a`` anchors, ``idx`` (a, k) each one's
     neighbours (``W``: 1 from an anchor to each of them; mutual neighbours get 1). A
     smoothing step is then one weighted ``embedding_bag`` over each anchor's neighbours:
-    0.75-0.86x the time of the same product with a sparse CSR matrix (20,000 anchors x
-    10 classes, ``bench_folder.py``, five runs), 0.96x the default's whole fit at 100,000 images
-    (paired runs)."""
+    0.71-0.86x the time of the same product with a sparse CSR matrix (20,000 anchors x
+    10 classes, ``bench_folder.py``, seven runs), 0.96x the default's whole fit at
+    100,000 images (paired runs)."""
     rows, cols = torch.arange(a).repeat_interleave(idx.shape[1]), idx.reshape(-1)
     both = torch.sparse_coo_tensor(  # mutual neighbours: summed by coalesce
         torch.stack([torch.cat([rows, cols]), torch.cat([cols, rows])]),
