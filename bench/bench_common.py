@@ -123,6 +123,17 @@ def peak_rss_mb() -> float:
     return r / 1024 if sys.platform != "darwin" else r / 2**20
 
 
+def reset_peak_rss() -> bool:
+    """Start ``peak_rss_mb`` again from the current size (Linux: ``clear_refs`` 5), so that
+    a stage's own peak can be read; False where it cannot."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
 class Timer:
     def __enter__(self) -> "Timer":
         self.t0 = time.perf_counter()

@@ -371,7 +371,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['scan_s']:.1f} s, embeddings {r['embedded']} x {r['dim']} "
             f"(cache pre-filled with synthetic vectors: {r['fill_s']:.0f} s), read back from "
             f"the cache in {r['read_s']:.1f} s, scored in {r['score_s']:.2f} s; the same "
-            f"process after imports and model load: {r['base_mb']:.0f} MB", r["peak_mb"])
+            f"process after imports and model load: {r['base_mb']:.0f} MB"
+            + (f"; the peak while reading the features {r['read_peak_mb']} MB, while scoring "
+               f"{r['score_peak_mb']} MB" if "read_peak_mb" in r else ""), r["peak_mb"])
         RESULTS["rss"] = r
 
     print(f"\nLoad average at end (1/5/15 min): {load_average()}; "

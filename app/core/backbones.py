@@ -53,21 +53,66 @@ class Conv4(nn.Module):
                 "track_running_stats": self.track_running_stats}
 
 
-class MobileNetV2Features(nn.Module):
-    """torchvision's MobileNetV2 without its classifier: features -> global average pool.
+def _divisible(v: float, divisor: int = 8) -> int:
+    """torchvision's ``_make_divisible``: ``v`` rounded to a multiple of ``divisor``, never
+    more than 10% below it."""
+    out = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    return out + divisor if out < 0.9 * v else out
 
-    Output is 1280-d. Weights come from a checkpoint (never downloaded here).
+
+def _conv_bn_relu6(cin: int, cout: int, kernel: int = 1, stride: int = 1,
+                   groups: int = 1) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups,
+                                   bias=False),
+                         nn.BatchNorm2d(cout), nn.ReLU6(inplace=True))
+
+
+class _InvertedResidual(nn.Module):
+    """MobileNetV2's block: 1x1 expansion (none at ratio 1), 3x3 depthwise, linear 1x1
+    projection, the input added back when the shapes match."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand: int) -> None:
+        super().__init__()
+        mid = cin * expand
+        layers = [_conv_bn_relu6(cin, mid)] if expand != 1 else []
+        layers += [_conv_bn_relu6(mid, mid, 3, stride, groups=mid),
+                   nn.Conv2d(mid, cout, 1, bias=False), nn.BatchNorm2d(cout)]
+        self.conv = nn.Sequential(*layers)
+        self.skip = stride == 1 and cin == cout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.skip else self.conv(x)
+
+
+# MobileNetV2's stages: (expand ratio, output channels, repeats, first stride).
+_MOBILENET_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                     (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+
+
+class MobileNetV2Features(nn.Module):
+    """MobileNetV2 (Sandler et al. 2018) without its classifier: features -> global average
+    pool; 1280-d at width 1. The module tree and state-dict keys are torchvision's
+    ``mobilenet_v2().features`` (its ImageNet weights load as they are; a test checks the
+    two against each other), written here because importing torchvision loads
+    ``torch._dynamo`` through its detection ops: 164 MB resident and seconds of start-up
+    for a model that only needs this architecture (README, "Speed").
     """
 
-    out_dim = 1280
+    out_dim = 1280  # (at width 1; an instance has its own)
 
     def __init__(self, width_mult: float = 1.0) -> None:
         super().__init__()
-        from torchvision.models import mobilenet_v2
-
         self.width_mult = width_mult
-        net = mobilenet_v2(weights=None, width_mult=width_mult)
-        self.features = net.features
+        cin = _divisible(32 * width_mult)
+        layers: list[nn.Module] = [_conv_bn_relu6(3, cin, 3, 2)]
+        for expand, channels, repeats, stride in _MOBILENET_STAGES:
+            cout = _divisible(channels * width_mult)
+            for i in range(repeats):
+                layers.append(_InvertedResidual(cin, cout, stride if i == 0 else 1, expand))
+                cin = cout
+        self.out_dim = _divisible(1280 * max(1.0, width_mult))
+        layers.append(_conv_bn_relu6(cin, self.out_dim))
+        self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

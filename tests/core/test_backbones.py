@@ -1,10 +1,12 @@
 """EfficientNet-Lite0 backbone: shape, TF "SAME" padding, parameter layout, config and
-checkpoint round-trips, ONNX export. Random init: no dependency on the weights package."""
+checkpoint round-trips, ONNX export; MobileNetV2 against torchvision's. Random init: no
+dependency on the weights packages."""
 import numpy as np
 import pytest
 import torch
 
-from app.core.backbones import EfficientNetLite0Features, SameConv2d, build_backbone
+from app.core.backbones import (EfficientNetLite0Features, MobileNetV2Features, SameConv2d,
+                                build_backbone)
 from app.core.checkpoints import load_checkpoint, save_checkpoint
 from app.core.learners import ProtoNet
 from app.core.model import FewShotModel, InputSpec
@@ -150,3 +152,26 @@ def test_concat_survives_a_checkpoint_and_onnx(tmp_path):
 
     out = OnnxBackbone.for_model(loaded, tmp_path, threads=1, run_batch=2)(x.numpy())
     assert max_relative_error(out, ref.numpy()) < 1e-4
+
+
+@pytest.mark.parametrize("width", [1.0, 0.5, 1.4])
+def test_mobilenetv2_is_torchvisions_with_the_same_state_dict(width):
+    """The own MobileNetV2 (no torchvision import when a model loads) has torchvision's
+    keys and shapes, so its ImageNet weights load as they are, and computes the same
+    features as torchvision's network with those weights."""
+    from torchvision.models import mobilenet_v2
+
+    ref = mobilenet_v2(weights=None, width_mult=width).eval()
+    _randomise_batchnorm(ref, 1)
+    ours = MobileNetV2Features(width).eval()
+    want = ref.features.state_dict()
+    assert [(k, v.shape) for k, v in ours.features.state_dict().items()] == \
+        [(k, v.shape) for k, v in want.items()]
+    ours.features.load_state_dict(want)
+    x = torch.randn(2, 3, 64, 80)
+    with torch.no_grad():
+        expected = ref.features(x).mean((2, 3))
+        got = ours(x)
+    assert got.shape == (2, ours.out_dim) == (2, 1792 if width > 1 else 1280)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-5)
+    assert got.std() > 0

@@ -413,7 +413,7 @@ def test_large_folder_space_the_leading_axes_and_one_product_projection(centre, 
     learner.project_above = 0  # the large-folder path on a small pool
     fp = FolderPool(pool)
     mean = learner._mean(fp)
-    pos, basis, white, zp, _ = learner._space(fp, mean)
+    pos, basis, white, zp = learner._space(fp, mean)
     assert len(pos) == 400 and basis.shape == (D, 6)
     # orthonormal axes that keep (almost) the variance of the 6 leading eigenvectors
     a = learner.transform(pool[pos], mean)

@@ -90,12 +90,10 @@ def mobilenet_provenance(path: Path) -> dict[str, str]:
 
 def mobilenet_backbone(path: Path) -> MobileNetV2Features:
     """MobileNetV2Features with torchvision's ImageNet weights (classifier dropped)."""
-    from torchvision.models import mobilenet_v2
-
-    net = mobilenet_v2(weights=None)
-    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    state = torch.load(path, map_location="cpu", weights_only=True)
     backbone = MobileNetV2Features()
-    backbone.features.load_state_dict(net.features.state_dict())
+    backbone.features.load_state_dict({k.removeprefix("features."): v for k, v in state.items()
+                                       if k.startswith("features.")})
     return _fp16_round(backbone)
 
 

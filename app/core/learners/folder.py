@@ -116,7 +116,7 @@ def neighbour_graph(idx: torch.Tensor, a: int) -> Graph:
     0.71-0.86x the time of the same product with a sparse CSR matrix (20,000 anchors x
     10 classes, ``bench_folder.py``, seven runs), 0.96x the default's whole fit at
     100,000 images (paired runs)."""
-    rows, cols = torch.arange(a).repeat_interleave(idx.shape[1]), idx.reshape(-1)
+    rows, cols = torch.arange(a).repeat_interleave(idx.shape[1]), idx.reshape(-1).long()
     both = torch.sparse_coo_tensor(  # mutual neighbours: summed by coalesce
         torch.stack([torch.cat([rows, cols]), torch.cat([cols, rows])]),
         torch.full((2 * len(rows),), 0.5), (a, a), check_invariants=True).coalesce()
@@ -138,7 +138,11 @@ class Space(NamedTuple):
     basis: torch.Tensor | None        # (D, width) projection to the compact space, or None
     white: Whitening | None
     zp: torch.Tensor                  # every pool image in the (compact) folder space
-    anchors: torch.Tensor             # the anchors' rows of ``zp``
+
+    def anchors(self) -> torch.Tensor:
+        """The anchors' rows of ``zp`` (a copy when they are not all of it: 20 MB a view at
+        100,000 images, so not kept; what a fit reads of them is, ``_mixers``)."""
+        return self.zp if len(self.pos) == len(self.zp) else self.zp[self.pos]
 
 
 class FolderPool:
@@ -407,8 +411,8 @@ class FolderProtoNet(MetaLearner):
                 self.whiten, self.whiten_eps, self.whiten_min, self.whiten_from)
 
     def _space(self, pool: FolderPool, mean: torch.Tensor) -> Space:
-        """The anchors, the compact space and its whitening, every pool image in it and the
-        anchors' rows (gathered once per folder, not at every fit). Small folders stay
+        """The anchors, the compact space and its whitening, and every pool image in it.
+        Small folders stay
         exact (full dimension: projecting costs more than it saves); their whitening, if
         any, works on ``proj_dim`` leading axes, to a power that depends on the folder's
         size (``whiten_power``)."""
@@ -424,33 +428,38 @@ class FolderProtoNet(MetaLearner):
                 basis = axes if project else None
                 white = self._whitening(axes, var, power) if power > 0 else None
             zp = self._project_all(pool, mean, basis, white)
-            return Space(pos, basis, white, zp, zp if len(pos) == n else zp[pos])
+            return Space(pos, basis, white, zp)
         return pool.derived(("space", *self._space_key()), make)
 
     def _mixers(self, pool: FolderPool, mean: torch.Tensor) -> torch.Tensor:
         """The rows the prototypes' pool means are taken over: the anchors, or a seeded
-        subset of ``mix_anchors`` of them."""
-        anchors = self._space(pool, mean).anchors
-        if not self.mix_anchors or len(anchors) <= self.mix_anchors:
-            return anchors
+        subset of ``mix_anchors`` of them (gathered once per folder)."""
+        space = self._space(pool, mean)
+        many = bool(self.mix_anchors) and len(space.pos) > self.mix_anchors
+        if not many and len(space.pos) == len(space.zp):
+            return space.zp
         def make() -> torch.Tensor:
+            if not many:
+                return space.anchors()
             g = torch.Generator().manual_seed(self.seed + 1)
-            return anchors[torch.randperm(len(anchors), generator=g)[:self.mix_anchors].sort().values]
+            pick = torch.randperm(len(space.pos), generator=g)[:self.mix_anchors].sort().values
+            return space.zp[space.pos[pick]]
         return pool.derived(("mix", *self._space_key(), self.mix_anchors), make)
 
     def _neighbours(self, pool: FolderPool, mean: torch.Tensor
                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Each pool image's ``knn`` most similar anchors (itself excluded), in the compact
         space, most similar first, built once per folder: (their positions among the
-        anchors, their similarities), each (images, knn). A fit takes its first ``k``
-        (``_edges``)."""
+        anchors (int32: they index 20,000 at most; 4 MB less a view at 100,000 images), their
+        similarities), each (images, knn). A fit takes its first ``k`` (``_edges``)."""
         def make():
-            pos, _, _, zp, anchors = self._space(pool, mean)
+            space = self._space(pool, mean)
+            pos, zp, anchors = space.pos, space.zp, space.anchors()
             n, a = len(pool), len(pos)
             k = max(min(self.knn, a - 1), 0)
             anchor_of = torch.full((n,), -1, dtype=torch.long)
             anchor_of[pos] = torch.arange(a)
-            idx = torch.empty(n, k, dtype=torch.long)
+            idx = torch.empty(n, k, dtype=torch.int32)
             sims = torch.empty(n, k)
             if k > 0:
                 # One similarity buffer for every chunk: a fresh chunk x 20k matrix each time
@@ -461,7 +470,7 @@ class FolderProtoNet(MetaLearner):
                     own = anchor_of[s]
                     hit = (own >= 0).nonzero().flatten()
                     sim[hit, own[hit]] = -float("inf")  # not its own neighbour
-                    torch.topk(sim, k, dim=1, out=(sims[s], idx[s]))
+                    sims[s], idx[s] = torch.topk(sim, k, dim=1)
             return idx, sims
         return pool.derived(("graph", *self._space_key(), self.knn), make)
 
@@ -507,13 +516,14 @@ class FolderProtoNet(MetaLearner):
 
     # -- the interface ------------------------------------------------------------------
     def prepare(self, pool: FolderPool) -> None:
-        """The folder's mean, compact space and neighbours: what every fit on ``pool`` reads,
-        and nearly the whole cost of the first one (seconds at 100,000 images). With
+        """The folder's mean, compact space, the rows of the pool means and the neighbours:
+        what every fit on ``pool`` reads, and nearly the whole cost of the first one
+        (seconds at 100,000 images). With
         ``knn_scale`` a fit still derives its graph's edges for its count of classes, a
         small cost (measured in bench_folder.py)."""
         with torch.no_grad():
             mean = self._mean(pool)
-            self._space(pool, mean)
+            self._mixers(pool, mean)
             if self.knn > 0 and len(pool) > 1:
                 self._neighbours(pool, mean)
                 if self.knn_scale <= 0:  # the edges a fit will take (else: per class count)
@@ -535,7 +545,7 @@ class FolderProtoNet(MetaLearner):
         elif not isinstance(pool, FolderPool):
             pool = FolderPool(pool)
         mean = self._mean(pool)
-        pos, basis, white, zp, anchors = self._space(pool, mean)
+        _, basis, white, _ = self._space(pool, mean)
         s = self.transform(support, mean, white)
         p_full = class_means(s, labels, n)
         p0 = p_full @ basis if basis is not None else p_full
