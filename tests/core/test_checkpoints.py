@@ -114,3 +114,21 @@ def test_full_maml_model_round_trip(tmp_path):
     p1 = m.learner().fit(m.features(x), y).predict_proba(m.features(x))
     p2 = m2.learner().fit(m2.features(x), y).predict_proba(m2.features(x))
     assert torch.allclose(p1, p2, atol=1e-6)
+
+
+def test_loading_the_shipped_photo_models_imports_neither_torchvision_nor_dynamo():
+    """torchvision's import loads torch._dynamo (164 MB resident, seconds of start-up), so
+    the app and ``classify`` build MobileNetV2 themselves; a fresh process proves it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    code = ("import sys; from app.core.checkpoints import load_checkpoint\n"
+            "for name in ('photo-mobilenetv2-lite1', 'photo-mobilenetv2'):\n"
+            "    model, _ = load_checkpoint('pretrained/' + name)\n"
+            "    assert model.backbone is not None\n"
+            "print(sorted(m for m in ('torchvision', 'torch._dynamo') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True,
+                         timeout=300, check=True).stdout
+    assert out.strip() == "[]"
