@@ -140,8 +140,9 @@ class Space(NamedTuple):
     zp: torch.Tensor                  # every pool image in the (compact) folder space
 
     def anchors(self) -> torch.Tensor:
-        """The anchors' rows of ``zp`` (a copy when they are not all of it: 20 MB a view at
-        100,000 images, so not kept; what a fit reads of them is, ``_mixers``)."""
+        """The anchors' rows of ``zp``: a copy when they are not all of it (20 MB a view at
+        100,000 images), so it is made when needed, not kept; ``_mixers`` keeps the rows a
+        fit reads."""
         return self.zp if len(self.pos) == len(self.zp) else self.zp[self.pos]
 
 
@@ -416,10 +417,9 @@ class FolderProtoNet(MetaLearner):
 
     def _space(self, pool: FolderPool, mean: torch.Tensor) -> Space:
         """The anchors, the compact space and its whitening, and every pool image in it.
-        Small folders stay
-        exact (full dimension: projecting costs more than it saves); their whitening, if
-        any, works on ``proj_dim`` leading axes, to a power that depends on the folder's
-        size (``whiten_power``)."""
+        Small folders stay exact (full dimension: projecting costs more than it saves);
+        their whitening, if any, works on ``proj_dim`` leading axes, to a power that
+        depends on the folder's size (``whiten_power``)."""
         def make() -> Space:
             n, d = len(pool), len(mean)
             pos = self._anchors(n)
@@ -454,7 +454,7 @@ class FolderProtoNet(MetaLearner):
                     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Each pool image's ``knn`` most similar anchors (itself excluded), in the compact
         space, most similar first, built once per folder: (their positions among the
-        anchors (int32: they index 20,000 at most; 4 MB less a view at 100,000 images), their
+        anchors as int32, 4 MB less a view than int64 at 100,000 images; their
         similarities), each (images, knn). A fit takes its first ``k`` (``_edges``)."""
         def make():
             space = self._space(pool, mean)
@@ -522,9 +522,8 @@ class FolderProtoNet(MetaLearner):
     def prepare(self, pool: FolderPool) -> None:
         """The folder's mean, compact space, the rows of the pool means and the neighbours:
         what every fit on ``pool`` reads, and nearly the whole cost of the first one
-        (seconds at 100,000 images). With
-        ``knn_scale`` a fit still derives its graph's edges for its count of classes, a
-        small cost (measured in bench_folder.py)."""
+        (seconds at 100,000 images). With ``knn_scale`` a fit still derives its graph's
+        edges for its count of classes, a small cost (measured in bench_folder.py)."""
         with torch.no_grad():
             mean = self._mean(pool)
             self._mixers(pool, mean)
