@@ -16,7 +16,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_common import feature_dim, jpegs_under, load_bench_model, peak_rss_mb, reset_peak_rss  # noqa: E402
+from bench_common import (feature_dim, jpegs_under, load_bench_model, peak_rss_mb,  # noqa: E402
+                          reset_peak_rss)
 
 
 def _session_with_examples(paths: list[str], n_classes: int, shot: int):
@@ -141,7 +142,8 @@ def rss(folder: str, db: str) -> dict:
     score_mb = peak_rss_mb()
     classes, _ = session.prediction_arrays()
     return {"peak_mb": round(max(read_mb, score_mb)), "base_mb": round(base),
-            **({"read_peak_mb": round(read_mb), "score_peak_mb": round(score_mb)} if staged else {}),
+            **({"read_peak_mb": round(read_mb), "score_peak_mb": round(score_mb)}
+               if staged else {}),
             "images": len(paths),
             "embedded": len(session.features), "dim": dim, "scan_s": round(scan_s, 2),
             "fill_s": round(fill_s, 1), "read_s": round(read_s, 2), "score_s": round(score_s, 2),

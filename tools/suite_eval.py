@@ -14,6 +14,15 @@ become examples) instead of 1 and 5 each.
 
 Rows: ``MODEL:LEARNER`` (default: frozen MobileNetV2 + nearest centroid, the issue's
 baseline; the default model's frozen centroid; each of the default model's learners).
+A row may change its learner's settings, ``MODEL:LEARNER[KEY=VALUE,...]`` (every member
+of an ensemble that has the key), to try a setting without a new card:
+
+    python tools/suite_eval.py --rows photo-mobilenetv2-lite1:folder-two \
+        "photo-mobilenetv2-lite1:folder-two[kappa=1.3]" --domains digits --pools rest
+
+Rows of one model run on the same episodes, so each row after the first of a cell also
+gets its paired difference to that first row (``paired_diff`` ± ``paired_ci95``): far
+narrower than either row's own interval.
 Columns: 1 and 5 shots, balanced pool and Dirichlet(2)-imbalanced pool (15 images a class
 on average), 5-way (or as many classes as a domain has). Mean and 95% CI over episodes.
 """
@@ -34,6 +43,7 @@ import torch
 
 from app.core.cache import EmbeddingCache
 from app.core.checkpoints import load_checkpoint
+from app.core.learners import build_learner
 from app.training.data import DataSpec, select_classes
 from app.training.episodes import mean_ci95, prepare_episodes, run_feature_episodes
 from app.training.sampler import POOLS
@@ -49,6 +59,33 @@ ROWS = ("photo-mobilenetv2:centroid", "photo-efficientnet-lite0:centroid",
         "photo-efficientnet-lite0:folder")
 SETTINGS = [(shot, pool, "even") for shot in (1, 5) for pool in POOLS]
 UNEVEN = [(5, pool, "uneven") for pool in POOLS]  # 1 to 5 examples a class
+
+
+def _variant(model, spec: str) -> str:  # noqa: ANN001  (a FewShotModel)
+    """The learner key for ``LEARNER`` or ``LEARNER[KEY=VALUE,...]``: a variant is built from
+    the learner's config with those values (in each ensemble member that has the key) and
+    added to ``model`` under a key of its own."""
+    base, _, rest = spec.partition("[")
+    if not rest:
+        return spec
+    values = {}
+    for item in rest.rstrip("]").split(","):
+        k, _, v = item.partition("=")
+        values[k.strip()] = json.loads(v)
+
+    def change(config: dict) -> dict:
+        config = dict(config)
+        if "members" in config:
+            config["members"] = [change(m) for m in config["members"]]
+        config.update({k: v for k, v in values.items() if k in config})
+        return config
+
+    config = model.learner(base).config()
+    if not any(k in c for c in [config, *config.get("members", [])] for k in values):
+        raise SystemExit(f"{spec}: {base} has none of {', '.join(values)}")
+    key = f"variant{len(model.learners)}"
+    model.learners[key] = build_learner(change(config))
+    return key
 
 
 def _key(r: dict) -> tuple:
@@ -71,11 +108,12 @@ def run(a: argparse.Namespace) -> int:
     cache = EmbeddingCache()
     by_model: dict[str, list[str]] = {}
     for row in a.rows:
-        m, learner = row.split(":")
+        m, learner = row.split(":", 1)
         by_model.setdefault(m, []).append(learner)
     for model_name, learners in by_model.items():
         model, _ = load_checkpoint(HERE / "pretrained" / model_name if "/" not in model_name
                                    else model_name)
+        keys = {spec: _variant(model, spec) for spec in learners}
         for dom, root in domains.items():
             classes = select_classes(DataSpec(root=root))
             way = min(a.way, len(classes))
@@ -89,15 +127,25 @@ def run(a: argparse.Namespace) -> int:
                 prepared = prepare_episodes(model, classes, DataSpec(root=root), way, shot, 15,
                                             a.episodes, a.seed, cache=cache, quiet=True,
                                             pool=pool, examples=examples)
+                first = None
                 for learner in todo:
                     t0 = time.monotonic()
-                    acc, ci = mean_ci95(run_feature_episodes(model, learner, prepared, way))
+                    accs = run_feature_episodes(model, keys[learner], prepared, way)
+                    acc, ci = mean_ci95(accs)
+                    paired = {}
+                    if first is None:
+                        first = (learner, accs)
+                    else:
+                        d, dci = mean_ci95(accs - first[1])
+                        paired = {"paired_vs": f"{model_name}:{first[0]}",
+                                  "paired_diff": round(100 * d, 2),
+                                  "paired_ci95": round(100 * dci, 2)}
                     results.append({"domain": dom, "row": f"{model_name}:{learner}", "shot": shot,
                                     "pool": pool,
                                     **({"examples": examples} if examples != "even" else {}),
                                     "way": way, "episodes": a.episodes,
                                     "seed": a.seed, "accuracy": round(100 * acc, 2),
-                                    "ci95": round(100 * ci, 2),
+                                    "ci95": round(100 * ci, 2), **paired,
                                     "seconds": round(time.monotonic() - t0, 1)})
                     print(json.dumps(results[-1]), flush=True)
                     Path(a.out).write_text(json.dumps(results, indent=1) + "\n")
