@@ -7,10 +7,10 @@ but loads each model and each domain's features once:
     python tools/suite_eval.py --suite ../devsuite --episodes 600 --out runs/suite-eval.json
     python tools/suite_eval.py --render runs/suite-eval.json      # Markdown tables
 
-``--rows``, ``--domains`` and ``--pools`` (balanced, dirichlet, rest) pick cells; a cell
-already in the ``--out`` file is not run again. ``--examples uneven`` runs the columns
-with 1 to 5 examples a class, drawn at random per class (as in the app, where corrections
-become examples) instead of 1 and 5 each.
+``--rows``, ``--domains``, ``--pools`` (balanced, dirichlet, rest) and ``--shots`` pick
+cells; a cell already in the ``--out`` file is not run again. ``--examples uneven`` runs
+the columns with 1 to 5 examples a class, drawn at random per class (as in the app, where
+corrections become examples) instead of 1 and 5 each.
 
 Rows: ``MODEL:LEARNER`` (default: frozen MobileNetV2 + nearest centroid, the issue's
 baseline; the default model's frozen centroid; each of the default model's learners).
@@ -118,7 +118,7 @@ def run(a: argparse.Namespace) -> int:
             classes = select_classes(DataSpec(root=root))
             way = min(a.way, len(classes))
             for shot, pool, examples in (UNEVEN if a.examples == "uneven" else SETTINGS):
-                if a.pools and pool not in a.pools:
+                if (a.pools and pool not in a.pools) or (a.shots and shot not in a.shots):
                     continue
                 todo = [l for l in learners
                         if (dom, f"{model_name}:{l}", shot, pool, examples) not in done]
@@ -193,6 +193,7 @@ def main() -> int:
     ap.add_argument("--rows", nargs="*", default=list(ROWS))
     ap.add_argument("--domains", nargs="*")
     ap.add_argument("--pools", nargs="*", help="only these pools (default: every one)")
+    ap.add_argument("--shots", nargs="*", type=int, help="only these shots (default: 1 and 5)")
     ap.add_argument("--examples", choices=("even", "uneven"), default="even",
                     help="uneven: the columns with 1 to 5 examples a class")
     ap.add_argument("--episodes", type=int, default=600)
