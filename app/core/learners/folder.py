@@ -138,12 +138,8 @@ class Space(NamedTuple):
     basis: torch.Tensor | None        # (D, width) projection to the compact space, or None
     white: Whitening | None
     zp: torch.Tensor                  # every pool image in the (compact) folder space
-
-    def anchors(self) -> torch.Tensor:
-        """The anchors' rows of ``zp``: a copy when they are not all of it (20 MB a view at
-        100,000 images), so it is made when needed, not kept; ``_mixers`` keeps the rows a
-        fit reads."""
-        return self.zp if len(self.pos) == len(self.zp) else self.zp[self.pos]
+    # (The anchors' own rows of ``zp`` are not kept: 20 MB a view at 100,000 images. The
+    # neighbour search gathers them, and ``_mixers`` keeps the rows a fit reads.)
 
 
 class FolderPool:
@@ -439,15 +435,12 @@ class FolderProtoNet(MetaLearner):
         """The rows the prototypes' pool means are taken over: the anchors, or a seeded
         subset of ``mix_anchors`` of them (gathered once per folder)."""
         space = self._space(pool, mean)
-        many = bool(self.mix_anchors) and len(space.pos) > self.mix_anchors
-        if not many and len(space.pos) == len(space.zp):
-            return space.zp
         def make() -> torch.Tensor:
-            if not many:
-                return space.anchors()
-            g = torch.Generator().manual_seed(self.seed + 1)
-            pick = torch.randperm(len(space.pos), generator=g)[:self.mix_anchors].sort().values
-            return space.zp[space.pos[pick]]
+            pos = space.pos
+            if self.mix_anchors and len(pos) > self.mix_anchors:
+                g = torch.Generator().manual_seed(self.seed + 1)
+                pos = pos[torch.randperm(len(pos), generator=g)[:self.mix_anchors].sort().values]
+            return space.zp if len(pos) == len(space.zp) else space.zp[pos]
         return pool.derived(("mix", *self._space_key(), self.mix_anchors), make)
 
     def _neighbours(self, pool: FolderPool, mean: torch.Tensor
@@ -457,9 +450,9 @@ class FolderProtoNet(MetaLearner):
         anchors as int32, 4 MB less a view than int64 at 100,000 images; their
         similarities), each (images, knn). A fit takes its first ``k`` (``_edges``)."""
         def make():
-            space = self._space(pool, mean)
-            pos, zp, anchors = space.pos, space.zp, space.anchors()
+            pos, _, _, zp = self._space(pool, mean)
             n, a = len(pool), len(pos)
+            anchors = zp if a == n else zp[pos]  # (a copy, not kept)
             k = max(min(self.knn, a - 1), 0)
             anchor_of = torch.full((n,), -1, dtype=torch.long)
             anchor_of[pos] = torch.arange(a)
