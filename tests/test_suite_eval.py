@@ -24,3 +24,11 @@ def test_a_variant_row_changes_the_setting_in_every_member_and_nothing_else():
             {k: v for k, v in before.items() if k not in ("kappa", "knn")}
     with pytest.raises(SystemExit, match="none of"):
         _variant(model, "centroid[kappa=2]")
+
+
+def test_a_variant_row_sets_a_setting_that_a_config_leaves_out_at_its_default():
+    model, _ = load_checkpoint(PRETRAINED / "photo-mobilenetv2-lite1")
+    members = model.learner("folder-two").config()["members"]
+    assert ["centre" in m for m in members] == [False, True]  # "folder", the default, unshown
+    key = _variant(model, 'folder-two[centre="none"]')
+    assert [m.get("centre") for m in model.learner(key).config()["members"]] == ["none", "none"]

@@ -34,6 +34,7 @@ from pathlib import Path as _Path
 _sys.path.insert(0, str(_Path(__file__).resolve().parents[1]))
 
 import argparse
+import inspect
 import json
 import os
 import time
@@ -43,7 +44,7 @@ import torch
 
 from app.core.cache import EmbeddingCache
 from app.core.checkpoints import load_checkpoint
-from app.core.learners import build_learner
+from app.core.learners import LEARNERS, build_learner
 from app.training.data import DataSpec, select_classes
 from app.training.episodes import mean_ci95, prepare_episodes, run_feature_episodes
 from app.training.sampler import POOLS
@@ -73,15 +74,18 @@ def _variant(model, spec: str) -> str:  # noqa: ANN001  (a FewShotModel)
         k, _, v = item.partition("=")
         values[k.strip()] = json.loads(v)
 
+    def takes(config: dict) -> set[str]:  # the settings its class takes, shown or not
+        return set(inspect.signature(LEARNERS[config["method"]]).parameters) | set(config)
+
     def change(config: dict) -> dict:
         config = dict(config)
         if "members" in config:
             config["members"] = [change(m) for m in config["members"]]
-        config.update({k: v for k, v in values.items() if k in config})
+        config.update({k: v for k, v in values.items() if k in takes(config)})
         return config
 
     config = model.learner(base).config()
-    if not any(k in c for c in [config, *config.get("members", [])] for k in values):
+    if not any(k in takes(c) for c in [config, *config.get("members", [])] for k in values):
         raise SystemExit(f"{spec}: {base} has none of {', '.join(values)}")
     key = f"variant{len(model.learners)}"
     model.learners[key] = build_learner(change(config))
