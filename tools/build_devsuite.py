@@ -14,6 +14,7 @@ Domains (kinds far from ImageNet photos; class sizes are left uneven as the sour
 | silhouettes | animal silhouettes 28x28, 10 classes, 250 a class (seeded subset of 1,000) | PyPI ``animal-mnist`` 0.4 | MIT |
 | digits | UCI optical handwritten digits, 8x8 grey (poor images), 10 classes | PyPI ``scikit-learn`` (``load_digits``, bundled) | BSD-3 (scikit-learn); UCI data CC BY 4.0 |
 | handwriting | Omniglot ``images_evaluation`` (659 characters of 20 unseen alphabets) | ``../shared/data/omniglot`` (not copied: the suite points at it) | MIT |
+| typefaces | printed words (224x112 grey, rendered: paper tone, tilt, blur, noise), class = typeface, 8 URW base-35 faces, 60-400 a class; added after the default was chosen, a held-out check | Debian ``fonts-urw-base35`` 20200910-7 | AGPL-3 with the font exception |
 
 Writes ``OUT/SOURCES.json`` (package, version, file, SHA-256 of each downloaded artifact,
 class counts, SHA-256 over each domain's files) and ``OUT/README.md``.
@@ -163,8 +164,50 @@ def build_digits(out: Path, tmp: Path) -> dict:
             "note": "8x8 grey, 16 levels"}
 
 
+TYPEFACES = {"sans": "NimbusSans-Regular", "roman": "NimbusRoman-Regular",
+             "mono": "NimbusMonoPS-Regular", "bookman": "URWBookman-Light",
+             "gothic": "URWGothic-Book", "schoolbook": "C059-Roman", "palatino": "P052-Roman",
+             "chancery": "Z003-MediumItalic"}
+
+
+def build_typefaces(out: Path, tmp: Path) -> dict:
+    """Printed words, class = typeface: a random word of 4-9 letters set in one of 8 URW
+    base-35 faces (three of them close serif text faces), as a scanned page crop would show
+    it: grey paper, dark ink, a slight tilt and blur, sensor noise. Uneven classes."""
+    from PIL import ImageDraw, ImageFilter, ImageFont
+
+    deb = apt_download("fonts-urw-base35", "20200910-7", tmp)
+    x = tmp / "urw"
+    subprocess.run(["dpkg-deb", "-x", str(deb), str(x)], check=True)
+    faces = x / "usr/share/fonts/opentype/urw-base35"
+    rng = np.random.default_rng(0)
+    sizes = rng.permutation([60, 90, 120, 160, 200, 250, 320, 400])
+    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
+    for (cls, face), count in zip(TYPEFACES.items(), sizes):
+        for i in range(int(count)):
+            word = "".join(rng.choice(letters, rng.integers(4, 10)))
+            if rng.random() < 0.3:
+                word = word.capitalize()
+            font = ImageFont.truetype(str(faces / f"{face}.otf"), int(rng.integers(26, 42)))
+            paper, ink = int(rng.integers(200, 256)), int(rng.integers(0, 70))
+            im = Image.new("L", (224, 112), paper)
+            left, top, right, bottom = font.getbbox(word)
+            xy = ((224 - (right - left)) / 2 - left + rng.integers(-12, 13),
+                  (112 - (bottom - top)) / 2 - top + rng.integers(-10, 11))
+            ImageDraw.Draw(im).text(xy, word, fill=ink, font=font)
+            im = im.rotate(float(rng.uniform(-4, 4)), resample=Image.BILINEAR, fillcolor=paper)
+            im = im.filter(ImageFilter.GaussianBlur(float(rng.uniform(0, 0.9))))
+            noisy = np.asarray(im, np.float32) + rng.normal(0, rng.uniform(2, 10), (112, 224))
+            save_png(noisy.clip(0, 255).astype(np.uint8), out / cls / f"{i:04d}.png")
+    return {"package": "fonts-urw-base35", "version": "20200910-7", "registry": "Debian",
+            "file": deb.name, "sha256": sha256(deb),
+            "licence": "AGPL-3 with the font exception (the fonts; these images are renderings)",
+            "note": "224x112 grey word images rendered with Pillow, seed 0; classes = "
+                    + ", ".join(f"{c} ({f})" for c, f in TYPEFACES.items())}
+
+
 BUILDERS = {"solar-el": build_solar, "clipart": build_clipart, "silhouettes": build_silhouettes,
-            "digits": build_digits}
+            "digits": build_digits, "typefaces": build_typefaces}
 
 
 def main() -> int:
@@ -195,6 +238,7 @@ def main() -> int:
         if not link.exists():
             link.symlink_to(OMNIGLOT, target_is_directory=True)
     sources_path.write_text(json.dumps(sources, indent=2) + "\n")
+    (out / "README.md").write_text(__doc__)
     return 0
 
 
