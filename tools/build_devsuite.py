@@ -14,6 +14,7 @@ Domains (kinds far from ImageNet photos; class sizes are left uneven as the sour
 | silhouettes | animal silhouettes 28x28, 10 classes, 250 a class (seeded subset of 1,000) | PyPI ``animal-mnist`` 0.4 | MIT |
 | digits | UCI optical handwritten digits, 8x8 grey (poor images), 10 classes | PyPI ``scikit-learn`` (``load_digits``, bundled) | BSD-3 (scikit-learn); UCI data CC BY 4.0 |
 | handwriting | Omniglot ``images_evaluation`` (659 characters of 20 unseen alphabets) | ``../shared/data/omniglot`` (not copied: the suite points at it) | MIT |
+| charts | chart images cut out of a report (line, scatter, bar, histogram, pie, box, heatmap, area), drawn from seeded random data, 40-250 a class; held out like typefaces | PyPI ``matplotlib`` (renders only) | Matplotlib licence |
 | typefaces | printed words (224x112 grey, rendered: paper tone, tilt, blur, noise), class = typeface, 8 URW base-35 faces, 60-400 a class; added after the default was chosen, a held-out check | Debian ``fonts-urw-base35`` 20200910-7 | AGPL-3 with the font exception |
 
 Writes ``OUT/SOURCES.json`` (package, version, file, SHA-256 of each downloaded artifact,
@@ -206,8 +207,71 @@ def build_typefaces(out: Path, tmp: Path) -> dict:
                     + ", ".join(f"{c} ({f})" for c, f in TYPEFACES.items())}
 
 
+CHARTS = ("line", "scatter", "bar", "histogram", "pie", "box", "heatmap", "area")
+
+
+def build_charts(out: Path, tmp: Path) -> dict:
+    """Charts, class = chart type: 8 kinds drawn by matplotlib from seeded random data, with
+    random sizes, colours, grids, titles and axis labels (as figures cut out of reports and
+    papers look). Uneven classes. matplotlib must be installed (``pip install matplotlib``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rng = np.random.default_rng(0)
+    sizes = rng.permutation([40, 60, 80, 100, 130, 160, 200, 250])
+    cmaps = ["viridis", "magma", "coolwarm", "Greys", "YlGnBu", "plasma"]
+    word = lambda: "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), rng.integers(3, 9)))  # noqa: E731
+    for kind, count in zip(CHARTS, sizes):
+        for i in range(int(count)):
+            w, h = float(rng.uniform(2.4, 4.0)), float(rng.uniform(2.0, 3.2))
+            fig, ax = plt.subplots(figsize=(w, h), dpi=64)
+            colour = tuple(rng.uniform(0, 0.85, 3))
+            n = int(rng.integers(5, 40))
+            if kind == "line":
+                for _ in range(int(rng.integers(1, 4))):
+                    ax.plot(np.cumsum(rng.normal(size=n)), lw=float(rng.uniform(0.8, 2.5)))
+            elif kind == "scatter":
+                ax.scatter(rng.normal(size=n * 3), rng.normal(size=n * 3), s=float(rng.uniform(4, 40)),
+                           color=colour, alpha=float(rng.uniform(0.4, 1)))
+            elif kind == "bar":
+                bars = rng.uniform(0.2, 1, int(rng.integers(3, 12)))
+                (ax.barh if rng.random() < 0.3 else ax.bar)(range(len(bars)), bars, color=colour)
+            elif kind == "histogram":
+                ax.hist(rng.normal(size=300) * rng.uniform(0.5, 2), bins=int(rng.integers(8, 40)),
+                        color=colour, edgecolor="white" if rng.random() < 0.5 else None)
+            elif kind == "pie":
+                ax.pie(rng.uniform(0.1, 1, int(rng.integers(3, 8))), startangle=float(rng.uniform(0, 360)))
+                ax.axis("equal")
+            elif kind == "box":
+                ax.boxplot([rng.normal(size=40) * rng.uniform(0.5, 2) for _ in range(int(rng.integers(2, 7)))])
+            elif kind == "heatmap":
+                ax.imshow(rng.normal(size=(int(rng.integers(5, 20)), int(rng.integers(5, 20)))),
+                          cmap=str(rng.choice(cmaps)), aspect="auto")
+            else:  # area
+                ys = np.abs(np.cumsum(rng.normal(size=(int(rng.integers(1, 4)), n)), axis=1))
+                ax.stackplot(range(n), ys, alpha=float(rng.uniform(0.6, 1)))
+            if rng.random() < 0.5:
+                ax.set_title(word(), fontsize=float(rng.uniform(7, 11)))
+            if rng.random() < 0.5 and kind != "pie":
+                ax.set_xlabel(word(), fontsize=8)
+                ax.set_ylabel(word(), fontsize=8)
+            if rng.random() < 0.3 and kind != "pie":
+                ax.grid(True, alpha=0.4)
+            ax.tick_params(labelsize=7)
+            fig.tight_layout()
+            fig.canvas.draw()
+            img = np.asarray(fig.canvas.buffer_rgba())[..., :3]
+            plt.close(fig)
+            save_png(np.ascontiguousarray(img), out / kind / f"{i:04d}.png")
+    return {"package": "matplotlib", "version": matplotlib.__version__, "registry": "PyPI",
+            "file": "(renders, no artifact read)", "licence": "Matplotlib licence (PSF-based); the data is seeded noise",
+            "note": "charts drawn at 64 dpi from seeded random data, seed 0; classes = " + ", ".join(CHARTS)}
+
+
 BUILDERS = {"solar-el": build_solar, "clipart": build_clipart, "silhouettes": build_silhouettes,
-            "digits": build_digits, "typefaces": build_typefaces}
+            "digits": build_digits, "typefaces": build_typefaces, "charts": build_charts}
 
 
 def main() -> int:
