@@ -165,6 +165,11 @@ def build_digits(out: Path, tmp: Path) -> dict:
             "note": "8x8 grey, 16 levels"}
 
 
+def random_word(rng: np.random.Generator, shortest: int, longest: int) -> str:
+    """A seeded random lower-case word of ``shortest`` to ``longest`` letters."""
+    return "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), rng.integers(shortest, longest + 1)))
+
+
 TYPEFACES = {"sans": "NimbusSans-Regular", "roman": "NimbusRoman-Regular",
              "mono": "NimbusMonoPS-Regular", "bookman": "URWBookman-Light",
              "gothic": "URWGothic-Book", "schoolbook": "C059-Roman", "palatino": "P052-Roman",
@@ -183,10 +188,9 @@ def build_typefaces(out: Path, tmp: Path) -> dict:
     faces = x / "usr/share/fonts/opentype/urw-base35"
     rng = np.random.default_rng(0)
     sizes = rng.permutation([60, 90, 120, 160, 200, 250, 320, 400])
-    letters = np.array(list("abcdefghijklmnopqrstuvwxyz"))
     for (cls, face), count in zip(TYPEFACES.items(), sizes):
         for i in range(int(count)):
-            word = "".join(rng.choice(letters, rng.integers(4, 10)))
+            word = random_word(rng, 4, 9)
             if rng.random() < 0.3:
                 word = word.capitalize()
             font = ImageFont.truetype(str(faces / f"{face}.otf"), int(rng.integers(26, 42)))
@@ -222,7 +226,6 @@ def build_charts(out: Path, tmp: Path) -> dict:
     rng = np.random.default_rng(0)
     sizes = rng.permutation([40, 60, 80, 100, 130, 160, 200, 250])
     cmaps = ["viridis", "magma", "coolwarm", "Greys", "YlGnBu", "plasma"]
-    word = lambda: "".join(rng.choice(list("abcdefghijklmnopqrstuvwxyz"), rng.integers(3, 9)))  # noqa: E731
     for kind, count in zip(CHARTS, sizes):
         for i in range(int(count)):
             w, h = float(rng.uniform(2.4, 4.0)), float(rng.uniform(2.0, 3.2))
@@ -253,10 +256,10 @@ def build_charts(out: Path, tmp: Path) -> dict:
                 ys = np.abs(np.cumsum(rng.normal(size=(int(rng.integers(1, 4)), n)), axis=1))
                 ax.stackplot(range(n), ys, alpha=float(rng.uniform(0.6, 1)))
             if rng.random() < 0.5:
-                ax.set_title(word(), fontsize=float(rng.uniform(7, 11)))
+                ax.set_title(random_word(rng, 3, 8), fontsize=float(rng.uniform(7, 11)))
             if rng.random() < 0.5 and kind != "pie":
-                ax.set_xlabel(word(), fontsize=8)
-                ax.set_ylabel(word(), fontsize=8)
+                ax.set_xlabel(random_word(rng, 3, 8), fontsize=8)
+                ax.set_ylabel(random_word(rng, 3, 8), fontsize=8)
             if rng.random() < 0.3 and kind != "pie":
                 ax.grid(True, alpha=0.4)
             ax.tick_params(labelsize=7)
