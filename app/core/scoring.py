@@ -134,13 +134,44 @@ def read_folder(job: FolderJob, model: FewShotModel,
         learner.prepare(_pool(job, cancel))
 
 
+def _top(job: ScoreJob, adapted: Adapted, final: bool = True) -> ScoreOutcome:
+    """The outcome of a fit's pool scores: each image's top class and its probability,
+    1 / sum(exp(score - top)), with no softmax of the whole (images, classes) matrix (two
+    passes fewer at 100,000 images)."""
+    scores = adapted.pool_logits
+    assert scores is not None
+    top, l = scores.max(dim=1)
+    c = (scores - top[:, None]).exp_().sum(1).reciprocal_()
+    return ScoreOutcome(job, adapted, l.numpy().astype(np.int64, copy=False),
+                        c.numpy().astype(np.float32, copy=False), final=final)
+
+
+def _preview(job: ScoreJob, model: FewShotModel, pool: FolderPool) -> ScoreOutcome | None:
+    """The learner's quick inductive result on a folder it has read (``preview``), if it
+    offers one."""
+    learner = learner_of(model, job.method)
+    dev = _learner_device(learner)
+    s = torch.from_numpy(np.ascontiguousarray(job.example_feats, dtype=np.float32)).to(dev)
+    y = torch.from_numpy(np.asarray(job.example_labels, dtype=np.int64)).to(dev)
+    with torch.no_grad():
+        quick = learner.preview(s, y, int(y.max()) + 1, pool)
+    return None if quick is None else _top(job, quick, final=False)
+
+
 def run_job(job: ScoreJob, model: FewShotModel, cancel: threading.Event | None = None,
             partial=None) -> ScoreOutcome:  # noqa: ANN001
-    """``ScoreJob.run``: fit and predict, folder-aware when the learner reads the folder."""
+    """``ScoreJob.run``: fit and predict, folder-aware when the learner reads the folder.
+    With ``partial`` (the window), a quick inductive result goes to it first: on a folder
+    the learner has read, its ``preview`` (one product); before, a fit on the examples alone
+    while the folder is read."""
     reads_pool = learner_of(model, job.method).capabilities.reads_pool
     refine = job.refine and reads_pool and len(job.query_paths) > 1
     cached = job.pool_cache.get(job.pool_key) if job.pool_cache is not None else None
     read = cached is not None and cached.complete
+    if refine and read and partial is not None:
+        quick = _preview(job, model, _pool(job, cancel))
+        if quick is not None:
+            partial(quick)
     # The quick inductive pass: the result itself, or shown while the folder is read (no
     # one to show it to, e.g. `classify`: skipped).
     if not refine or (partial is not None and not read):
@@ -151,13 +182,7 @@ def run_job(job: ScoreJob, model: FewShotModel, cancel: threading.Event | None =
         if not refine:
             return ScoreOutcome(job, adapted, labels, conf)
         partial(ScoreOutcome(job, adapted, labels, conf, final=False))
-    refined = fit(model, job.method, job.example_feats, job.example_labels,
-                  pool=_pool(job, cancel))
-    scores = refined.pool_logits
-    assert scores is not None
-    # The top class and its probability, 1 / sum(exp(score - top)): no softmax of the whole
-    # (images, classes) matrix (two passes fewer at 100,000 images).
-    top, l = scores.max(dim=1)
-    c = (scores - top[:, None]).exp_().sum(1).reciprocal_()
-    return ScoreOutcome(job, refined, l.numpy().astype(np.int64, copy=False),
-                        c.numpy().astype(np.float32, copy=False))
+    if cancel is not None and cancel.is_set():
+        raise Cancelled()
+    return _top(job, fit(model, job.method, job.example_feats, job.example_labels,
+                         pool=_pool(job, cancel)))

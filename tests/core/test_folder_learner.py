@@ -395,7 +395,25 @@ def test_the_session_reads_the_folder_before_the_examples(config):
     assert job.pool_key == fj.pool_key
     seen = []
     outcome = job.run(model, threading.Event(), partial=seen.append)
-    assert not seen and outcome.final  # no quick pass needed: the folder-aware one is quick
+    # the folder read: first the learner's preview, one product of the folder's matrix, then
+    # the folder-aware labels
+    assert len(seen) == 1 and not seen[0].final and outcome.final
+    quick = seen[0]
+    view = model.learner("folder")
+    view = view.members[0] if config["method"] == "ensemble" else view
+    assert quick.adapted.learner is view and quick.adapted.pool_logits.shape == (len(pool), len(sizes))
+    # ... which is each image's nearest class mean of the examples in the folder's space
+    adapted = quick.adapted
+    assert adapted.white is None  # (the space before any whitening)
+    z = view.transform(pool, adapted.mean)
+    means = view.transform(s_feats, adapted.mean)  # one example a class
+    assert np.array_equal(quick.labels, torch.cdist(z, means).argmin(1).numpy())
+    assert np.allclose(quick.confidences, adapted.pool_proba.max(1).values.numpy(), atol=1e-6)
+    truth = yq.numpy()
+    assert (outcome.labels == truth).mean() > (quick.labels == truth).mean()
+    session.apply_scores(quick)
+    assert session.scores_stale  # shown, with the folder-aware labels still to come
+    assert session.apply_scores(outcome) and not session.scores_stale
     # the same labels as a session that read the folder with its examples
     other, ids2, _ = _session_with_folder(len(sizes), pool)
     other.method = "folder"
@@ -435,6 +453,35 @@ def test_large_folder_space_the_leading_axes_and_one_product_projection(centre, 
         assert torch.allclose(mean, learner._pre(pool[pos]).mean(0))  # the anchors' mean
     else:
         assert not mean.any()
+
+
+@pytest.mark.parametrize("whiten", [0.0, 0.5])
+@pytest.mark.parametrize("compact", [False, True])
+def test_the_preview_is_the_nearest_class_mean_before_the_whitening(compact, whiten):
+    support, ys, pool, labels = clusters((300, 200, 100), seed=11)
+    support = torch.cat([support, pool[:2]])  # uneven counts: 3, 1, 1
+    ys = torch.cat([ys, torch.tensor([0, 0])])
+    learner = FolderProtoNet(max_anchors=400, proj_dim=6, whiten=whiten, whiten_min=0).eval()
+    if compact:
+        learner.project_above = 0  # the large-folder path on a small pool
+    fp = FolderPool(pool)
+    learner.prepare(fp)
+    quick = learner.preview(support, ys, 3, fp)
+    mean, basis, white = quick.mean, quick.basis, learner._space(fp, quick.mean).white
+    assert (basis is not None) == compact and (white is None) == (whiten == 0)
+    assert quick.white is None  # late images are scored the same way
+    # brute force: class means of the examples in the unwhitened folder space (projected on
+    # the compact axes, the part outside them a per-class constant), less each mean's noise
+    z, s = learner.transform(pool, mean), learner.transform(support, mean)
+    p = torch.stack([s[ys == k].mean(0) for k in range(3)])
+    z0, p0 = (z @ basis, p @ basis) if compact else (z, p)
+    perp = (p * p).sum(1) - (p0 * p0).sum(1) - learner._noise(s, p, ys, torch.tensor([3.0, 1.0, 1.0]))
+    want = -learner.tau * (torch.cdist(z0, p0) ** 2 + perp)
+    torch.testing.assert_close(quick.pool_logits.softmax(1), want.softmax(1), atol=2e-4, rtol=0)
+    torch.testing.assert_close(quick.logits(pool).softmax(1), want.softmax(1), atol=2e-4, rtol=0)
+    # an inductive result: well above chance here, and below the folder-aware labels
+    folder_aware = learner.fit(support, ys, 3, pool=fp).pool_logits.argmax(1)
+    assert 0.5 < accuracy(quick.pool_logits.argmax(1), labels) <= accuracy(folder_aware, labels)
 
 
 def test_a_sharper_temperature_only_above_tau_classes_classes():

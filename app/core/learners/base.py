@@ -107,6 +107,13 @@ class MetaLearner(nn.Module, ABC):
         ``pool``, so the first fit on it is as quick as the next ones. Learners with
         ``capabilities.reads_pool`` implement it; the others read nothing."""
 
+    def preview(self, support: torch.Tensor, labels: torch.Tensor, num_classes: int | None,
+                pool: Any) -> Adapted | None:
+        """A quick inductive result on a folder this learner has read (``prepare``), its
+        ``pool_logits`` the pool's class scores: what the window shows at once after a
+        change of examples while ``fit`` reads the folder. None (the default): none."""
+        return None
+
     @abstractmethod
     def config(self) -> dict[str, Any]:
         """Constructor arguments, so ``build_learner(config)`` rebuilds the same learner."""

@@ -73,6 +73,16 @@ class Ensemble(MetaLearner):
         return EnsembleAdapted(self, [m.fit(support, labels, num_classes, pool=pool)
                                       for m in self.members])
 
+    def preview(self, support: torch.Tensor, labels: torch.Tensor, num_classes: int | None,
+                pool: Any) -> Adapted | None:
+        """The first member's preview: one view, one product (a preview is for speed; the
+        views are combined by ``fit``)."""
+        for m in self.members:
+            quick = m.preview(support, labels, num_classes, pool)
+            if quick is not None:
+                return quick
+        return None
+
     def prepare(self, pool: Any) -> None:
         """Each member's ``prepare``; the pool counts as read only once all have run."""
         for m in self.members:
