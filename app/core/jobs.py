@@ -164,12 +164,19 @@ class ScoreJob:
     pool_key: tuple = ()      # what the folder's features are; same key, same pool
     pool_cache: dict | None = None  # the session's {pool_key: FolderPool}, reused across jobs
 
+    @property
+    def folder_read(self) -> bool:
+        """Whether a folder-aware learner has read this job's folder already (its derived
+        data is in the pool cache): then its labels take a fraction of a second."""
+        pool = self.pool_cache.get(self.pool_key) if self.pool_cache is not None else None
+        return pool is not None and bool(pool.complete)
+
     def run(self, model, cancel: threading.Event | None = None,
             partial=None) -> ScoreOutcome:  # noqa: ANN001
         """Fit and predict (``app.core.scoring.run_job``): a folder-aware learner
         (``reads_pool``) reads the folder; the first time on a folder (its graph to build)
         it first gives the quick inductive result (to ``partial``, when given); on a folder
-        it has read, the folder-aware pass is itself the quick one."""
+        it has read, its preview (one product) if it offers one."""
         from .scoring import run_job
 
         return run_job(self, model, cancel, partial)

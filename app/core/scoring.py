@@ -45,19 +45,25 @@ def learner_of(model: FewShotModel, method: str):  # noqa: ANN201
     return model.learner(method)
 
 
+def _examples(learner: torch.nn.Module, example_feats: np.ndarray, example_labels: np.ndarray
+              ) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The examples as tensors on the learner's device, and their number of classes."""
+    labels = np.asarray(example_labels, dtype=np.int64)
+    n = int(labels.max()) + 1 if labels.size else 0
+    if n < 2 or len(set(labels.tolist())) < 2:
+        raise ScoringError("scoring needs at least two classes with at least one example each")
+    dev = _learner_device(learner)
+    s = torch.from_numpy(np.ascontiguousarray(example_feats, dtype=np.float32)).to(dev)
+    return s, torch.from_numpy(labels).to(dev), n
+
+
 def fit(model: FewShotModel, method: str, example_feats: np.ndarray,
         example_labels: np.ndarray, pool: FolderPool | None = None) -> Adapted:
     """Adapt ``model``'s learner for ``method`` to the examples (labels 0..N-1, N >= 2);
     a learner that reads the folder also gets ``pool`` (the folder's features)."""
     learner = learner_of(model, method)
-    labels = np.asarray(example_labels, dtype=np.int64)
-    n = int(labels.max()) + 1 if labels.size else 0
-    if n < 2 or len(set(labels.tolist())) < 2:
-        raise ScoringError("scoring needs at least two classes with at least one example each")
     learner.eval()
-    dev = _learner_device(learner)
-    s = torch.from_numpy(np.ascontiguousarray(example_feats, dtype=np.float32)).to(dev)
-    y = torch.from_numpy(labels).to(dev)
+    s, y, n = _examples(learner, example_feats, example_labels)
     try:
         with torch.no_grad():  # MAML re-enables grad for its inner loop itself
             if pool is not None and learner.capabilities.reads_pool:
@@ -150,11 +156,13 @@ def _preview(job: ScoreJob, model: FewShotModel, pool: FolderPool) -> ScoreOutco
     """The learner's quick inductive result on a folder it has read (``preview``), if it
     offers one."""
     learner = learner_of(model, job.method)
-    dev = _learner_device(learner)
-    s = torch.from_numpy(np.ascontiguousarray(job.example_feats, dtype=np.float32)).to(dev)
-    y = torch.from_numpy(np.asarray(job.example_labels, dtype=np.int64)).to(dev)
-    with torch.no_grad():
-        quick = learner.preview(s, y, int(y.max()) + 1, pool)
+    learner.eval()
+    s, y, n = _examples(learner, job.example_feats, job.example_labels)
+    try:
+        with torch.no_grad():
+            quick = learner.preview(s, y, n, pool)
+    except ValueError as e:
+        raise ScoringError(str(e)) from None
     return None if quick is None else _top(job, quick, final=False)
 
 
@@ -166,8 +174,7 @@ def run_job(job: ScoreJob, model: FewShotModel, cancel: threading.Event | None =
     while the folder is read."""
     reads_pool = learner_of(model, job.method).capabilities.reads_pool
     refine = job.refine and reads_pool and len(job.query_paths) > 1
-    cached = job.pool_cache.get(job.pool_key) if job.pool_cache is not None else None
-    read = cached is not None and cached.complete
+    read = job.folder_read
     if refine and read and partial is not None:
         quick = _preview(job, model, _pool(job, cancel))
         if quick is not None:

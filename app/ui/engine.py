@@ -311,7 +311,8 @@ class Engine(QObject):
             if learner.capabilities.gradient_steps:
                 self.busy.emit(f"Adapting {learner.label} to the examples...", 0, True)
             elif learner.capabilities.reads_pool and sj.refine:
-                self.busy.emit(f"{learner.label}: reading the folder...", 0, True)
+                doing = "learning from the folder" if sj.folder_read else "reading the folder"
+                self.busy.emit(f"{learner.label}: {doing}...", 0, True)
         self.runner.start(job)
 
     def _read_folder(self) -> None:

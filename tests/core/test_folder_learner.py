@@ -128,6 +128,7 @@ def test_session_gives_the_quick_result_first_then_the_folder_aware_one():
         session.add_examples(ids[k], [ex[k]])
     session.add_features(ex + paths, np.concatenate([s_feats.numpy(), pool.numpy()]))
     job = session.make_score_job()
+    assert not job.folder_read
     seen = []
     outcome = job.run(model, threading.Event(), partial=seen.append)
     assert len(seen) == 1 and not seen[0].final and outcome.final
@@ -144,6 +145,7 @@ def test_session_gives_the_quick_result_first_then_the_folder_aware_one():
     # the same folder: the next job reuses the folder's derived data
     job2 = session.make_score_job()
     assert job2.pool_key == job.pool_key and job2.pool_cache is job.pool_cache
+    assert job2.folder_read  # (the window says "learning from the folder", not "reading")
     # while the folder is still being embedded, only the quick pass runs
     assert session.make_score_job(refine=False).run(model).final
     # the synchronous path used by `classify` reads the folder too: same labels as the app
