@@ -84,7 +84,7 @@ def test_deterministic_and_same_with_a_subset_of_anchors_path():
     assert torch.equal(a, b)
     # a folder larger than max_anchors: neighbours among a seeded subset; still sensible
     small = FolderProtoNet(max_anchors=40, proj_dim=8)
-    small.project_above = 0  # the large-folder path: compact space, anchors a subset
+    small.full_rows = 0  # the large-folder path: compact space, anchors a subset
     p1 = small.fit(s, ys, pool=pool).pool_proba
     p2 = small.fit(s, ys, pool=pool).pool_proba
     assert torch.equal(p1, p2) and p1.shape == a.shape
@@ -282,7 +282,7 @@ def test_the_in_place_pool_scores_equal_the_differentiable_ones(project):
     learner = FolderProtoNet(max_anchors=50, proj_dim=8, knn=5, support_edges=True, whiten=0.5,
                              whiten_min=10)
     if project:
-        learner.project_above = 0
+        learner.full_rows = 0
     with torch.no_grad():
         fast = learner.fit(s, ys, pool=FolderPool(pool)).pool_logits
     with torch.enable_grad():
@@ -310,7 +310,7 @@ def test_pool_means_over_a_seeded_subset_of_anchors():
 def test_prepare_derives_what_a_fit_reads_so_the_first_fit_derives_nothing():
     s, ys, pool, _ = clusters((40, 25, 10), seed=8)
     learner = FolderProtoNet(max_anchors=30, proj_dim=8)
-    learner.project_above = 0  # the large-folder path (anchors, axes) on a small pool
+    learner.full_rows = 0  # the large-folder path (anchors, axes) on a small pool
     fp = FolderPool(pool)
     learner.prepare(fp)
     assert fp.complete
@@ -320,7 +320,7 @@ def test_prepare_derives_what_a_fit_reads_so_the_first_fit_derives_nothing():
     assert torch.equal(a, learner.fit(s, ys, pool=FolderPool(pool)).pool_proba)  # same labels
     # neighbours by class size: only the graph's edges for the fit's class count are new
     scaled = FolderProtoNet(max_anchors=30, proj_dim=8, knn=10, knn_scale=1.2)
-    scaled.project_above = 0
+    scaled.full_rows = 0
     fp = FolderPool(pool)
     scaled.prepare(fp)
     derived = dict(fp._derived)
@@ -430,7 +430,7 @@ def test_the_session_reads_the_folder_before_the_examples(config):
 def test_large_folder_space_the_leading_axes_and_one_product_projection(centre, whiten):
     _, _, pool, _ = clusters((300, 200, 100), seed=10)
     learner = FolderProtoNet(max_anchors=400, proj_dim=6, centre=centre, whiten=whiten, whiten_min=0)
-    learner.project_above = 0  # the large-folder path on a small pool
+    learner.full_rows = 0  # the large-folder path on a small pool
     fp = FolderPool(pool)
     mean = learner._mean(fp)
     pos, basis, white, zp = learner._space(fp, mean)
@@ -465,7 +465,7 @@ def test_the_preview_is_the_nearest_class_mean_before_the_whitening(compact, whi
     ys = torch.cat([ys, torch.tensor([0, 0])])
     learner = FolderProtoNet(max_anchors=400, proj_dim=6, whiten=whiten, whiten_min=0).eval()
     if compact:
-        learner.project_above = 0  # the large-folder path on a small pool
+        learner.full_rows = 0  # the large-folder path on a small pool
     fp = FolderPool(pool)
     learner.prepare(fp)
     quick = learner.preview(support, ys, 3, fp)
@@ -499,12 +499,15 @@ def test_a_sharper_temperature_only_above_tau_classes_classes():
     assert torch.allclose(adapted.pool_proba.sum(1), torch.ones(len(pool)), atol=1e-5)
 
 
-def test_the_compact_space_is_wider_for_fewer_anchors():
-    """``proj_dim`` axes at ``max_anchors`` anchors; fewer anchors get more axes at the same
-    anchors x axes, up to the features' dimension (then the fit is exact)."""
+def test_the_compact_space_is_wider_for_smaller_folders():
+    """``proj_dim`` axes from ``full_rows`` images on; smaller folders get more axes at the
+    same images x axes, up to the features' dimension (then the fit is exact)."""
     learner = FolderProtoNet(max_anchors=400, proj_dim=6)
+    assert learner.width(FolderProtoNet.full_rows, D) == 6 and learner.width(10**6, D) == 6
+    assert learner.width(FolderProtoNet.full_rows // 2, D) == 12
+    assert learner.width(1000, D) == D  # the shipped rule: small folders exact
+    learner.full_rows = 400  # the large-folder path on a small pool
     assert learner.width(400, D) == 6 and learner.width(200, D) == 12 and learner.width(50, D) == D
-    learner.project_above = 0  # the large-folder path on a small pool
     _, _, pool, _ = clusters((100, 60, 40), seed=10)
     fp = FolderPool(pool)
     pos, basis, *_ = learner._space(fp, learner._mean(fp))
@@ -536,7 +539,7 @@ def test_examples_votes_are_kept_per_example_and_give_what_a_fresh_folder_gives(
     more examples, fewer or the same again, give exactly what a fit on a fresh pool gives."""
     s, ys, pool, yq = clusters((70, 40, 25), seed=5)
     learner = FolderProtoNet(max_anchors=60, proj_dim=8, knn=6, support_edges=True)
-    learner.project_above = 0  # the large-folder path: anchors a subset of the folder
+    learner.full_rows = 0  # the large-folder path: anchors a subset of the folder
     fp = FolderPool(pool)
     extra = pool[[0, 80, 120]]  # three folder images become examples of their classes
     steps = [(s, ys), (torch.cat([s, extra]), torch.cat([ys, yq[[0, 80, 120]]])),
@@ -548,7 +551,7 @@ def test_examples_votes_are_kept_per_example_and_give_what_a_fresh_folder_gives(
     assert len(hits) == 6  # three examples, three folder images: one entry each
     # the examples' votes count: an example's own image in the folder takes its label
     without = FolderProtoNet(max_anchors=60, proj_dim=8, knn=6)
-    without.project_above = 0
+    without.full_rows = 0
     a = learner.fit(*steps[1], pool=fp).pool_proba
     b = without.fit(*steps[1], pool=FolderPool(pool)).pool_proba
     assert not torch.equal(a, b)
