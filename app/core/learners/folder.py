@@ -339,10 +339,9 @@ class FolderProtoNet(MetaLearner):
         costs about what it costs (the neighbour search: images x anchors x axes, the
         anchors at most ``max_anchors``; measured at 14,000 images: the read 1.2x, the
         folder-aware labels 1.9x the 100,000-image folder's), and a fit's accuracy grows
-        with the axes: on handwriting's
-        whole folder (13,180 images, 2,048 axes instead of 408 with the earlier rule, which
-        kept anchors x axes) +4.3 / +1.7 points at 1 / 5 examples a class (README, "A wider
-        compact space")."""
+        with the axes: on handwriting's whole folder (13,180 images; 2,044 axes at one
+        example a class instead of 408 with the earlier rule, which kept anchors x axes)
+        +4.2 / +1.7 points at 1 / 5 examples a class (README, "A wider compact space")."""
         return min(dim, max(self.proj_dim, self.proj_dim * self.full_rows // max(images, 1)))
 
     def _basis(self, pool: FolderPool, pos: torch.Tensor, mean: torch.Tensor,
